@@ -1,0 +1,17 @@
+"""Windowed analytics: events per type and distinct users in event-time windows, from Kafka to Delta.
+
+    spark-submit jobs/analytics.py [--config conf/local.toml] [--set analytics.trigger='30 seconds']
+"""
+
+import sys
+
+from eventlake.analytics import start_analytics_queries
+from eventlake.runner import run_job
+
+
+def main(argv=None) -> int:
+    return run_job("analytics", start_analytics_queries, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

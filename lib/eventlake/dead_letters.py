@@ -1,0 +1,25 @@
+"""The ``dead_letters`` table: every record a job could not use, with the reason and where it came from."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+DEAD_LETTERS_TABLE = "dead_letters"
+
+
+def to_dead_letters(invalid: DataFrame, job: str, stage: str) -> DataFrame:
+    """Rows with the raw Kafka columns and ``error_code``/``error_message`` -> rows of ``dead_letters``."""
+    return invalid.select(
+        F.col("key").alias("raw_key"),
+        F.col("value").alias("raw_value"),
+        "error_code",
+        "error_message",
+        F.lit(stage).alias("stage"),
+        F.lit(job).alias("job"),
+        "topic",
+        "partition",
+        "offset",
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.current_timestamp().alias("ingested_at"),
+    )

@@ -1,0 +1,293 @@
+"""A single-node Apache Kafka broker (KRaft) on 127.0.0.1, run from the jars scripts/setup.sh fetched.
+
+Used by ``scripts/kafka.sh`` (start, stop, status, create-topic) and by the test suite (one broker per run).
+Everything it writes (config, data, log, pid) lives under one data folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from eventlake.errors import EnvironmentProblem
+from eventlake.kafka_admin import admin_client, create_topic, delete_topic, topic_partitions
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+_LOG4J2 = """\
+status = warn
+appender.console.type = Console
+appender.console.name = console
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.console.ref = console
+logger.kafka.name = kafka
+logger.kafka.level = info
+logger.state.name = state.change.logger
+logger.state.level = warn
+"""
+
+
+@dataclass(frozen=True)
+class LocalBroker:
+    """Where a local broker listens and keeps its files."""
+
+    data_dir: Path
+    port: int = 9092
+    controller_port: int = 9093
+    jars_dir: Path = PROJECT_ROOT / "jars" / "kafka"
+    heap: str = "512m"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "broker.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    @property
+    def properties_file(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def log_dirs(self) -> Path:
+        return self.data_dir / "logs"
+
+
+def running_pid(broker: LocalBroker) -> int | None:
+    """The pid of this folder's broker process if it is alive, else None."""
+    try:
+        pid = int(broker.pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return None
+    return pid
+
+
+def is_answering(broker: LocalBroker, timeout: float = 2.0) -> bool:
+    """True when a broker answers a metadata request on the broker's port."""
+    try:
+        topic_partitions(admin_client(broker.bootstrap_servers), broker.bootstrap_servers, timeout=timeout)
+    except EnvironmentProblem:
+        return False
+    return True
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _write_config(broker: LocalBroker) -> None:
+    broker.properties_file.write_text(
+        "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.bootstrap.servers=127.0.0.1:{broker.controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{broker.port},CONTROLLER://127.0.0.1:{broker.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{broker.port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                f"log.dirs={broker.log_dirs}",
+                "num.partitions=4",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=4",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=false",
+                "",
+            ]
+        )
+    )
+    (broker.data_dir / "log4j2.properties").write_text(_LOG4J2)
+
+
+def _java(broker: LocalBroker, main_class: str, *args: str) -> list[str]:
+    if not any(broker.jars_dir.glob("kafka_2.13-*.jar")):
+        raise EnvironmentProblem(f"the Kafka broker jars are missing in {broker.jars_dir}: run scripts/setup.sh")
+    return [
+        "java",
+        f"-Xmx{broker.heap}",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={broker.data_dir / 'log4j2.properties'}",
+        "-cp",
+        f"{broker.jars_dir}/*",
+        main_class,
+        *args,
+    ]
+
+
+def _format_storage(broker: LocalBroker) -> None:
+    if (broker.log_dirs / "meta.properties").exists():
+        return
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    command = _java(
+        broker, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(broker.properties_file), "--standalone"
+    )
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise EnvironmentProblem(f"formatting the broker's storage failed: {result.stderr.strip() or result.stdout}")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log written)"
+
+
+def start(broker: LocalBroker, timeout: float = 90.0) -> str:
+    """Start the broker in the background and wait until it answers; return a one-line status.
+
+    Raises EnvironmentProblem (with the log's path) when a port is taken or the broker does not come up.
+    """
+    if running_pid(broker) and is_answering(broker):
+        return f"Kafka broker already running at {broker.bootstrap_servers} (pid {running_pid(broker)})"
+    for port in (broker.port, broker.controller_port):
+        if _port_in_use(port):
+            raise EnvironmentProblem(
+                f"port {port} on 127.0.0.1 is already in use: another broker or program holds it. "
+                f"Stop it, or choose other ports (scripts/kafka.sh start --port N --controller-port M)."
+            )
+    broker.data_dir.mkdir(parents=True, exist_ok=True)
+    _write_config(broker)
+    _format_storage(broker)
+    with broker.log_file.open("ab") as log:
+        process = subprocess.Popen(
+            _java(broker, "kafka.Kafka", str(broker.properties_file)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    broker.pid_file.write_text(str(process.pid))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise EnvironmentProblem(
+                f"the Kafka broker exited with code {process.returncode} while starting; "
+                f"its log is {broker.log_file}:\n{_tail(broker.log_file)}"
+            )
+        if is_answering(broker, timeout=1.0):
+            return f"Kafka broker running at {broker.bootstrap_servers} (pid {process.pid}, log {broker.log_file})"
+        time.sleep(0.5)
+    stop(broker)
+    raise EnvironmentProblem(
+        f"the Kafka broker did not answer within {timeout:.0f} s; its log is {broker.log_file}:\n{_tail(broker.log_file)}"
+    )
+
+
+def stop(broker: LocalBroker, timeout: float = 30.0) -> str:
+    """Stop the broker (SIGTERM, then SIGKILL after ``timeout``); return a one-line status."""
+    pid = running_pid(broker)
+    if pid is None:
+        broker.pid_file.unlink(missing_ok=True)
+        return "Kafka broker is not running"
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    broker.pid_file.unlink(missing_ok=True)
+    return f"Kafka broker stopped (pid {pid})"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+        if finished == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child (started by another command): fall back to a signal probe
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def status(broker: LocalBroker) -> tuple[bool, str]:
+    """(is it up, a one-line description with topics and partition counts)."""
+    pid = running_pid(broker)
+    if pid is None:
+        return False, f"Kafka broker is not running (data in {broker.data_dir})"
+    try:
+        topics = topic_partitions(admin_client(broker.bootstrap_servers), broker.bootstrap_servers, timeout=5)
+    except EnvironmentProblem:
+        return False, f"Kafka broker process {pid} is alive but does not answer; see {broker.log_file}"
+    listed = ", ".join(f"{name} ({count} partitions)" for name, count in sorted(topics.items()) if not name.startswith("__"))
+    return True, f"Kafka broker running at {broker.bootstrap_servers} (pid {pid}); topics: {listed or 'none'}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/kafka.sh", description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=str(PROJECT_ROOT / "data" / "kafka"), help="broker files (default: data/kafka)")
+    parser.add_argument("--port", type=int, default=9092)
+    parser.add_argument("--controller-port", type=int, default=9093)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("start", help="start the broker in the background and wait until it answers")
+    commands.add_parser("stop", help="stop the broker")
+    commands.add_parser("status", help="is it running, and which topics it has (exit 1 when down)")
+    create = commands.add_parser("create-topic", help="create a topic (nothing happens if it exists)")
+    create.add_argument("topic")
+    create.add_argument("--partitions", type=int, default=4)
+    remove = commands.add_parser("delete-topic", help="delete a topic")
+    remove.add_argument("topic")
+    args = parser.parse_args(argv)
+    broker = LocalBroker(Path(args.data_dir).resolve(), port=args.port, controller_port=args.controller_port)
+    try:
+        if args.command == "start":
+            print(start(broker))
+        elif args.command == "stop":
+            print(stop(broker))
+        elif args.command == "status":
+            up, line = status(broker)
+            print(line)
+            return 0 if up else 1
+        elif args.command == "create-topic":
+            created = create_topic(broker.bootstrap_servers, args.topic, args.partitions)
+            print(f"topic '{args.topic}' {'created with ' + str(args.partitions) + ' partitions' if created else 'already exists'}")
+        elif args.command == "delete-topic":
+            delete_topic(broker.bootstrap_servers, args.topic)
+            print(f"topic '{args.topic}' deleted")
+    except EnvironmentProblem as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Running a job's streaming queries to the end: checks before start, waiting, stopping cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from pyspark.errors import PySparkException
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from eventlake.config import ConfigError, Settings, load_settings
+from eventlake.errors import EnvironmentProblem
+from eventlake.kafka_admin import require_topic
+from eventlake.progress import ProgressPrinter
+from eventlake.session import build_spark_session
+
+StartQueries = Callable[[SparkSession, Settings], list[StreamingQuery]]
+
+
+def job_arguments(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments every job takes: ``--config FILE`` and repeated ``--set key=value``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config", default="conf/local.toml", help="TOML config file (default: conf/local.toml)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config key, e.g. --set analytics.trigger='30 seconds' (repeatable)",
+    )
+    return parser.parse_args(argv)
+
+
+def await_queries(queries: list[StreamingQuery]) -> None:
+    """Wait until every query ends (availableNow) or one fails or the user interrupts (interval triggers);
+    raise the first failure after stopping the other queries."""
+    try:
+        while active := [query for query in queries if query.isActive]:
+            active[0].awaitTermination(timeout=1)
+            if any(query.exception() for query in queries):
+                break
+    except KeyboardInterrupt:
+        print("interrupted: stopping the queries (the next run resumes from their checkpoints)", flush=True)
+    finally:
+        for query in queries:
+            if query.isActive:
+                query.stop()
+    for query in queries:
+        if query.exception():
+            raise query.exception()
+
+
+def run_job(name: str, start_queries: StartQueries, argv: Sequence[str] | None = None) -> int:
+    """A job's whole life: arguments, config, checks, session, queries, wait. Returns the exit code.
+
+    Problems of configuration or environment end the job with one line on stderr, not a stack trace.
+    """
+    args = job_arguments(f"eventlake {name} job", argv)
+    try:
+        settings = load_settings(args.config, args.overrides)
+        require_topic(settings.kafka.bootstrap_servers, settings.kafka.topic, settings.kafka.options)
+        spark = build_spark_session(settings.spark)
+        printer = ProgressPrinter()
+        spark.streams.addListener(printer)
+        queries = start_queries(spark, settings)
+        print(f"{name}: started {', '.join(query.name for query in queries)}", flush=True)
+        try:
+            await_queries(queries)
+        finally:
+            printer.wait_until_reported([str(query.id) for query in queries])
+            spark.streams.removeListener(printer)
+    except (ConfigError, EnvironmentProblem) as problem:
+        print(f"{name}: error: {problem}", file=sys.stderr)
+        return 2
+    except PySparkException as failure:
+        print(f"{name}: a streaming query failed: {failure}", file=sys.stderr)
+        return 1
+    print(f"{name}: done", flush=True)
+    return 0
+

@@ -1,0 +1,27 @@
+"""Reading Kafka: the raw records (key, value, topic, partition, offset, timestamp, headers)."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+
+from eventlake.config import KafkaSettings, resolve_secret
+
+
+def kafka_source_options(kafka: KafkaSettings) -> dict[str, str]:
+    """The options for Spark's Kafka source, secrets resolved from the environment."""
+    options = {
+        "kafka.bootstrap.servers": kafka.bootstrap_servers,
+        "subscribe": kafka.topic,
+        "startingOffsets": kafka.starting_offsets,
+        "failOnDataLoss": str(kafka.fail_on_data_loss).lower(),
+        "includeHeaders": "true",
+    }
+    if kafka.max_offsets_per_trigger > 0:
+        options["maxOffsetsPerTrigger"] = str(kafka.max_offsets_per_trigger)
+    options.update({key: resolve_secret(value) for key, value in kafka.options.items()})
+    return options
+
+
+def read_kafka_stream(spark: SparkSession, kafka: KafkaSettings) -> DataFrame:
+    """A streaming DataFrame of the topic's raw records, from the checkpoint's offsets or ``starting_offsets``."""
+    return spark.readStream.format("kafka").options(**kafka_source_options(kafka)).load()

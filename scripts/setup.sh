@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Sets up what eventlake needs on this machine and skips whatever is already in place:
+#   Java 17+ and Maven (from the system's packages when missing and we are root),
+#   the virtual environment .venv with the eventlake package and its Python dependencies,
+#   the Spark jars (Kafka connector, Delta) in jars/spark, the Kafka broker jars in jars/kafka,
+#   and a spark-defaults.conf so that `spark-submit jobs/<job>.py` finds jars/spark and .venv's Python
+#   with no flags.
+# Run it as often as you like: a second run checks stamps and does nothing.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# A stamp holds the hash of the inputs that produced a step's output; equal hash = nothing to do.
+stamp_matches() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+hash_of() { cat "$@" | sha256sum | cut -c1-16; }
+
+apt_install() {
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        say "installing $* with apt-get"
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null \
+            || die "apt-get could not install $*; install it by hand and run this again"
+    else
+        die "$1 is missing; install it (for example: sudo apt-get install $*) and run this again"
+    fi
+}
+
+java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1; }
+
+ensure_java() {
+    command -v java >/dev/null || apt_install openjdk-17-jdk-headless
+    local major; major=$(java_major)
+    [ -n "$major" ] && [ "$major" -ge 17 ] \
+        || die "Java 17 or newer is needed (found: $(java -version 2>&1 | head -n1)); install openjdk-17 and set JAVA_HOME"
+}
+
+ensure_maven() { command -v mvn >/dev/null || apt_install maven; }
+
+find_python() {
+    local candidate
+    for candidate in python3.11 python3.12 python3.13 python3; do
+        if command -v "$candidate" >/dev/null \
+            && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            echo "$candidate"; return
+        fi
+    done
+    die "Python 3.11 or newer is needed and none was found on PATH"
+}
+
+ensure_venv() {
+    local stamp=.venv/.eventlake-installed want
+    want=$(hash_of pyproject.toml)
+    if [ ! -x .venv/bin/python ]; then
+        local python; python=$(find_python)
+        say "creating .venv with $($python --version)"
+        "$python" -m venv .venv || die "could not create the virtual environment (.venv); is python3-venv installed?"
+    fi
+    if stamp_matches "$stamp" "$want"; then
+        say ".venv is up to date"
+        return
+    fi
+    say "installing eventlake and its dependencies into .venv (pyspark is large: a minute or two)"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" \
+        || die "pip could not install the Python dependencies (see the messages above)"
+    echo "$want" >"$stamp"
+}
+
+spark_home() { .venv/bin/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))'; }
+
+# Copies a pom's runtime dependencies into a jars folder, once per pom version,
+# then runs the optional step given as the third argument on that folder.
+fetch_jars() {
+    local pom=$1 dest=$2 then=${3:-} stamp=$2/.stamp want
+    want=$(hash_of "$pom")
+    if stamp_matches "$stamp" "$want"; then
+        say "$dest is up to date"
+        return
+    fi
+    say "fetching the jars of $pom into $dest"
+    rm -rf "$dest" && mkdir -p "$dest"
+    mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$root/$dest" \
+        || die "Maven could not fetch the jars of $pom (network or repository problem; see above) — run this again when it is reachable"
+    [ -z "$then" ] || "$then" "$dest"
+    echo "$want" >"$stamp"
+}
+
+# Spark already ships many of the connector's dependencies (Scala, Hadoop, Jackson, Parquet...);
+# two copies of one library on the classpath is asking for trouble, so keep only what Spark lacks.
+drop_jars_spark_ships() {
+    local dest=$1 spark_jars; spark_jars="$(spark_home)/jars"
+    .venv/bin/python - "$dest" "$spark_jars" <<'EOF'
+import os, re, sys
+dest, spark_jars = sys.argv[1:]
+artifact = lambda name: re.sub(r"-\d[\w.\-]*\.jar$", "", name)
+shipped = {artifact(name) for name in os.listdir(spark_jars)}
+for name in os.listdir(dest):
+    if name.endswith(".jar") and artifact(name) in shipped:
+        os.remove(os.path.join(dest, name))
+EOF
+}
+
+# spark-submit starts the JVM before our code runs, so jars named in the session builder come too late;
+# spark-defaults.conf in the venv's Spark is read at launch, by spark-submit and by plain `python` alike.
+write_spark_defaults() {
+    local conf_dir; conf_dir="$(spark_home)/conf"
+    mkdir -p "$conf_dir"
+    local jars; jars=$(ls "$root"/jars/spark/*.jar | paste -sd, -)
+    {
+        echo "# Written by eventlake's scripts/setup.sh: the jars every eventlake job needs."
+        echo "spark.jars $jars"
+        echo "spark.pyspark.python $root/.venv/bin/python"
+        echo "spark.pyspark.driver.python $root/.venv/bin/python"
+    } >"$conf_dir/spark-defaults.conf"
+    # Spark reads log4j2.properties from its conf folder; without it every run starts with pages of INFO.
+    cp conf/log4j2.properties "$conf_dir/log4j2.properties"
+}
+
+main() {
+    ensure_java
+    ensure_maven
+    ensure_venv
+    fetch_jars conf/jars/spark.pom.xml jars/spark drop_jars_spark_ships
+    fetch_jars conf/jars/kafka-broker.pom.xml jars/kafka
+    write_spark_defaults
+    say "ready: $(ls jars/spark/*.jar | wc -l) Spark jars, $(ls jars/kafka/*.jar | wc -l) broker jars, $(.venv/bin/python --version)"
+}
+
+main "$@"
