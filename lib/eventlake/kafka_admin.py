@@ -11,15 +11,20 @@ from eventlake.errors import EnvironmentProblem
 _SHARED_CLIENT_OPTIONS = ("security.protocol", "sasl.mechanism", "sasl.username", "sasl.password")
 
 
-def admin_client(bootstrap_servers: str, client_options: dict[str, str] | None = None) -> AdminClient:
-    """An AdminClient for ``bootstrap_servers``; ``client_options`` are Spark-style ``kafka.*`` options."""
+def librdkafka_options(bootstrap_servers: str, client_options: dict[str, str] | None = None) -> dict[str, object]:
+    """confluent-kafka settings from Spark-style ``kafka.*`` options: the ones both clients understand."""
     # librdkafka logs every refused connection to stderr; our callers turn failures into one message.
-    config = {"bootstrap.servers": bootstrap_servers, "log_level": 0}
+    config: dict[str, object] = {"bootstrap.servers": bootstrap_servers, "log_level": 0}
     for key, value in (client_options or {}).items():
         name = key.removeprefix("kafka.")
         if name in _SHARED_CLIENT_OPTIONS:
             config[name] = value
-    return AdminClient(config)
+    return config
+
+
+def admin_client(bootstrap_servers: str, client_options: dict[str, str] | None = None) -> AdminClient:
+    """An AdminClient for ``bootstrap_servers``; ``client_options`` are Spark-style ``kafka.*`` options."""
+    return AdminClient(librdkafka_options(bootstrap_servers, client_options))
 
 
 def topic_partitions(admin: AdminClient, bootstrap_servers: str, timeout: float = 10.0) -> dict[str, int]:

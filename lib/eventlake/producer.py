@@ -24,7 +24,7 @@ from confluent_kafka import KafkaException, Producer
 
 from eventlake.config import parse_duration
 from eventlake.errors import EnvironmentProblem
-from eventlake.kafka_admin import _SHARED_CLIENT_OPTIONS, require_topic
+from eventlake.kafka_admin import librdkafka_options, require_topic
 
 # The ways a generated record can be malformed, and the contract error code each one must get.
 MALFORMED_ERROR_CODES: dict[str, str] = {
@@ -193,7 +193,7 @@ def _malformed_value(rng: random.Random, what: str, event: dict[str, Any], event
     if what == "truncated_json":
         text = _encode(event)
         # Any proper prefix of an object's text is unfinished JSON: the closing brace is the last byte.
-        return text[: rng.randint(1, len(text) - 1)]
+        return text[: rng.randint(len(text) // 2, len(text) - 1)]
     if what == "json_array":
         return _encode([event])
     if what == "missing_event_id":
@@ -267,22 +267,15 @@ class SendReport:
 def producer_config(bootstrap_servers: str, client_options: dict[str, str] | None = None) -> dict[str, Any]:
     """The confluent-kafka Producer settings: idempotent, ``acks=all``, lz4; ``client_options`` are
     Spark-style ``kafka.*`` options of which the security ones are passed on."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap_servers,
+    return {
+        **librdkafka_options(bootstrap_servers, client_options),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
         "compression.type": "lz4",
         # A broker that goes away mid-run fails the send within a minute rather than librdkafka's five.
         "message.timeout.ms": 60_000,
-        # librdkafka logs each refused connection to stderr; a failed send is reported as one message.
-        "log_level": 0,
     }
-    for key, value in (client_options or {}).items():
-        name = key.removeprefix("kafka.")
-        if name in _SHARED_CLIENT_OPTIONS:
-            config[name] = value
-    return config
 
 
 def send_records(
@@ -307,6 +300,7 @@ def send_records(
         if error is not None:
             failures.append(str(error))
 
+    # Pace in chunks of about 1/20 s of records (at most 200): smooth when slow, no per-record sleep when fast.
     chunk = max(1, min(200, round(rate / 20))) if rate > 0 else 0
     started = time.monotonic()
     for number, record in enumerate(records, start=1):
@@ -349,7 +343,8 @@ def _parse_start_time(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"--start-time: not an ISO-8601 time: {text!r} (write for example 2026-01-31T12:00:00Z)") from None
+        example = "2026-01-31T12:00:00Z"
+        raise ValueError(f"--start-time: not an ISO-8601 time: {text!r} (write for example {example})") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -358,21 +353,21 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="scripts/produce.sh",
         description="Send generated contract-v1 events (or a JSON-lines file) to a Kafka topic, keyed by user.",
     )
-    parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092", help="Kafka brokers (default: 127.0.0.1:9092)")
-    parser.add_argument("--topic", default="events", help="topic to send to; it must exist (default: events)")
-    parser.add_argument("--count", type=int, default=1000, help="number of records, anomalies included (default: 1000)")
-    parser.add_argument("--rate", type=float, default=0.0, help="records per second, 0 for as fast as possible (default: 0)")
-    parser.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same records (default: 42)")
-    parser.add_argument(
-        "--start-time", help="ISO-8601 time of the first event, UTC when no offset is given (default: now minus --span)"
-    )
-    parser.add_argument("--span", default="30 minutes", help="event times spread over this duration (default: 30 minutes)")
-    parser.add_argument("--users", type=int, default=50, help="number of distinct users (default: 50)")
-    parser.add_argument("--duplicates", type=float, default=0.0, help="ratio of records re-sent with the same event_id")
-    parser.add_argument("--out-of-order", type=float, default=0.0, help="ratio of events 1 second to 4 minutes behind")
-    parser.add_argument("--late", type=float, default=0.0, help="ratio of events 30 to 60 minutes behind")
-    parser.add_argument("--malformed", type=float, default=0.0, help="ratio of records that break the contract")
-    parser.add_argument("--file", help="send this JSON-lines file line by line instead (generation options are ignored)")
+    add = parser.add_argument
+    add("--bootstrap-servers", default="127.0.0.1:9092", metavar="HOST:PORT", help="default: 127.0.0.1:9092")
+    add("--topic", default="events", help="topic to send to; it must exist (default: events)")
+    add("--count", type=int, default=1000, metavar="N", help="number of records, anomalies included (default: 1000)")
+    add("--rate", type=float, default=0.0, metavar="N", help="records per second; 0 (the default) for no limit")
+    add("--seed", type=int, default=42, metavar="N", help="the same seed gives the same records (default: 42)")
+    add("--start-time", metavar="TIME", help="ISO-8601 time of the first event, UTC without an offset "
+        "(default: now minus --span, so every event time is in the past)")
+    add("--span", default="30 minutes", metavar="DURATION", help="event times spread over it (default: 30 minutes)")
+    add("--users", type=int, default=50, metavar="N", help="number of distinct users (default: 50)")
+    add("--duplicates", type=float, default=0.0, metavar="RATIO", help="records re-sent with the same event_id")
+    add("--out-of-order", type=float, default=0.0, metavar="RATIO", help="events 1 second to 4 minutes behind")
+    add("--late", type=float, default=0.0, metavar="RATIO", help="events 30 to 60 minutes behind")
+    add("--malformed", type=float, default=0.0, metavar="RATIO", help="records that break the contract")
+    add("--file", metavar="PATH", help="send this JSON-lines file line by line instead of generating events")
     return parser.parse_args(argv)
 
 

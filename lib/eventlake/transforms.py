@@ -16,9 +16,12 @@ def with_event_time_watermark(events: DataFrame, delay: timedelta) -> DataFrame:
 
 
 def drop_duplicate_events(events: DataFrame) -> DataFrame:
-    """Keep the first event of each ``event_id`` seen within the watermark (streaming state is kept
-    until the watermark passes the first occurrence's event time plus the watermark delay)."""
-    return events.dropDuplicatesWithinWatermark(["event_id"])
+    """Keep the first event of each ``event_id``. On a stream, within the watermark: the state of an id is
+    kept until the watermark passes its first event time plus the watermark delay. On a batch (a backfill),
+    over the whole DataFrame."""
+    if events.isStreaming:
+        return events.dropDuplicatesWithinWatermark(["event_id"])
+    return events.dropDuplicates(["event_id"])
 
 
 def count_events_per_type_and_window(
