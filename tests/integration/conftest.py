@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
 
 from eventlake.config import Settings, load_settings
 from eventlake.kafka_admin import create_topic
 from eventlake.local_broker import LocalBroker, free_port, start, stop
-from eventlake.producer import producer_config
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from .helpers import PROJECT_ROOT
 
 
 @pytest.fixture(scope="session")
@@ -38,36 +34,6 @@ def fresh_topic(kafka_bootstrap) -> str:
     name = f"test-{uuid.uuid4().hex[:10]}"
     create_topic(kafka_bootstrap, name, partitions=2, exist_ok=False)
     return name
-
-
-@dataclass(frozen=True)
-class Delivered:
-    """Where a record landed in Kafka."""
-
-    key: bytes | None
-    value: bytes | None
-    partition: int
-    offset: int
-
-
-def send(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> list[Delivered]:
-    """Produce (key, value) pairs in order, idempotently, and return where each one landed."""
-    producer = Producer(producer_config(bootstrap))
-    delivered: list[Delivered] = []
-    errors: list[str] = []
-
-    def on_delivery(error, message):
-        if error:
-            errors.append(str(error))
-        else:
-            delivered.append(Delivered(message.key(), message.value(), message.partition(), message.offset()))
-
-    for key, value in records:
-        producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
-    producer.flush(30)
-    assert not errors, errors
-    assert len(delivered) == len(records)
-    return delivered
 
 
 @pytest.fixture

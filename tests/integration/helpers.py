@@ -1,0 +1,42 @@
+"""Helpers for integration tests: producing records and knowing where they landed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from eventlake.producer import producer_config
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """Where a record landed in Kafka."""
+
+    key: bytes | None
+    value: bytes | None
+    partition: int
+    offset: int
+
+
+def send(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> list[Delivered]:
+    """Produce (key, value) pairs in order, idempotently, and return where each one landed."""
+    producer = Producer(producer_config(bootstrap))
+    delivered: list[Delivered] = []
+    errors: list[str] = []
+
+    def on_delivery(error, message):
+        if error:
+            errors.append(str(error))
+        else:
+            delivered.append(Delivered(message.key(), message.value(), message.partition(), message.offset()))
+
+    for key, value in records:
+        producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+    producer.flush(30)
+    assert not errors, errors
+    assert len(delivered) == len(records)
+    return delivered

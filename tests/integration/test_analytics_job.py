@@ -1,0 +1,182 @@
+"""The analytics job against the real broker, real Spark and real Delta tables."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime
+
+import pytest
+from chispa import assert_df_equality
+
+from eventlake.analytics import WINDOWS_TABLE, start_analytics_queries
+from eventlake.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.runner import await_queries
+
+from .helpers import PROJECT_ROOT, send
+
+pytestmark = pytest.mark.integration
+
+WINDOWS_SCHEMA = (
+    "window_start timestamp, window_end timestamp, event_type string, event_count long, distinct_users long"
+)
+
+
+def event(event_id: str, minute: int, event_type: str, user: str) -> tuple[bytes, bytes]:
+    """A valid contract-v1 record keyed by user, at 10:<minute> on 2026-01-01 (UTC)."""
+    document = {
+        "event_id": event_id,
+        "timestamp": f"2026-01-01T10:{minute:02d}:00Z",
+        "source": "web",
+        "schema_version": "1",
+        "type": event_type,
+        "data": {"user_id": user},
+    }
+    return user.encode(), json.dumps(document).encode()
+
+
+def at(minute: int) -> datetime:
+    return datetime(2026, 1, 1, 10, minute)
+
+
+def run_analytics(spark, settings) -> None:
+    await_queries(start_analytics_queries(spark, settings))
+
+
+def read_table(spark, settings, table):
+    return spark.read.format("delta").load(settings.storage.table_path(table))
+
+
+def dead_letter_rows(spark, settings) -> list[tuple]:
+    rows = read_table(spark, settings, DEAD_LETTERS_TABLE).collect()
+    return sorted((row.partition, row.offset, bytes(row.raw_value or b""), row.error_code) for row in rows)
+
+
+def test_windows_and_dead_letters_across_two_runs_on_one_checkpoint(spark, job_settings, kafka_bootstrap, fresh_topic):
+    first = send(
+        kafka_bootstrap,
+        fresh_topic,
+        [
+            event("e1", 1, "click", "u1"),
+            event("e2", 2, "click", "u2"),
+            event("e3", 3, "pageview", "u1"),
+            event("e1", 1, "click", "u1"),  # duplicate in the same batch
+            event("e4", 7, "click", "u1"),
+            event("e5", 4, "pageview", "u3"),  # out of order, inside the watermark
+            event("e6", 12, "click", "u2"),
+            event("e7", 26, "purchase", "u1"),  # the watermark becomes 10:16
+            (b"u9", b"this is not json"),
+            (b"u9", b'{"event_id": "x", "timestamp": 1}'),
+        ],
+    )
+    run_analytics(spark, job_settings)
+
+    expected_first = [
+        (at(0), at(5), "click", 2, 2),
+        (at(0), at(5), "pageview", 2, 2),
+        (at(5), at(10), "click", 1, 1),
+        (at(10), at(15), "click", 1, 1),
+    ]
+    assert_df_equality(
+        read_table(spark, job_settings, WINDOWS_TABLE),
+        spark.createDataFrame(expected_first, WINDOWS_SCHEMA),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+
+    second = send(
+        kafka_bootstrap,
+        fresh_topic,
+        [
+            event("e7", 26, "purchase", "u1"),  # duplicate across restarts, still inside the watermark
+            event("e8", 3, "click", "u9"),  # late: behind the 10:16 watermark, never counted
+            event("e9", 27, "purchase", "u2"),
+            event("e10", 31, "click", "u3"),
+            event("e11", 50, "pageview", "u1"),  # the watermark becomes 10:40; 10:50's window stays open
+            (None, b""),
+        ],
+    )
+    run_analytics(spark, job_settings)
+
+    expected_all = expected_first + [(at(25), at(30), "purchase", 2, 2), (at(30), at(35), "click", 1, 1)]
+    assert_df_equality(
+        read_table(spark, job_settings, WINDOWS_TABLE),
+        spark.createDataFrame(expected_all, WINDOWS_SCHEMA),
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    invalid = [first[8], first[9], second[5]]
+    assert dead_letter_rows(spark, job_settings) == sorted(
+        [
+            (invalid[0].partition, invalid[0].offset, b"this is not json", "NOT_JSON"),
+            (invalid[1].partition, invalid[1].offset, b'{"event_id": "x", "timestamp": 1}', "MISSING_FIELD"),
+            (invalid[2].partition, invalid[2].offset, b"", "EMPTY_VALUE"),
+        ]
+    )
+    dead = read_table(spark, job_settings, DEAD_LETTERS_TABLE)
+    assert {(row.job, row.stage, row.topic) for row in dead.collect()} == {("analytics", "contract", fresh_topic)}
+
+    # A third run with nothing new changes nothing.
+    run_analytics(spark, job_settings)
+    assert read_table(spark, job_settings, WINDOWS_TABLE).count() == len(expected_all)
+    assert read_table(spark, job_settings, DEAD_LETTERS_TABLE).count() == 3
+
+
+def test_spark_submit_runs_the_job_end_to_end(spark, job_settings, kafka_bootstrap, fresh_topic, tmp_path):
+    send(kafka_bootstrap, fresh_topic, [event("a", 1, "click", "u1"), event("b", 20, "click", "u2"), (None, b"{")])
+    storage = job_settings.storage
+    result = subprocess.run(
+        [
+            str(PROJECT_ROOT / ".venv" / "bin" / "spark-submit"),
+            str(PROJECT_ROOT / "jobs" / "analytics.py"),
+            "--set", f"kafka.bootstrap_servers={kafka_bootstrap}",
+            "--set", f"kafka.topic={fresh_topic}",
+            "--set", f"storage.tables_root={storage.tables_root}",
+            "--set", f"storage.checkpoint_root={storage.checkpoint_root}",
+        ],
+        cwd=PROJECT_ROOT,
+        env=_venv_environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[analytics_windows] batch 0: 3 rows" in result.stdout
+    assert "analytics: done" in result.stdout
+    windows = read_table(spark, job_settings, WINDOWS_TABLE)
+    assert_df_equality(
+        windows, spark.createDataFrame([(at(0), at(5), "click", 1, 1)], WINDOWS_SCHEMA), ignore_nullable=True
+    )
+    assert [row.error_code for row in read_table(spark, job_settings, DEAD_LETTERS_TABLE).collect()] == ["NOT_JSON"]
+
+
+def test_a_missing_topic_stops_the_job_with_one_clear_line(kafka_bootstrap, job_settings):
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "jobs" / "analytics.py"),
+         "--set", f"kafka.bootstrap_servers={kafka_bootstrap}", "--set", "kafka.topic=no-such-topic"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"analytics: error: Kafka topic 'no-such-topic' does not exist at {kafka_bootstrap}. "
+        "Create it with `scripts/kafka.sh create-topic no-such-topic`, or set kafka.topic."
+    )
+
+
+def test_a_bad_config_key_stops_the_job_with_one_clear_line():
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "jobs" / "analytics.py"), "--set", "analytics.windw=5 minutes"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("analytics: error: unknown config key 'analytics.windw'")
+
+
+def _venv_environment() -> dict[str, str]:
+    import os
+
+    environment = dict(os.environ)
+    environment["PATH"] = f"{PROJECT_ROOT / '.venv' / 'bin'}:{environment.get('PATH', '')}"
+    environment["VIRTUAL_ENV"] = str(PROJECT_ROOT / ".venv")
+    return environment
