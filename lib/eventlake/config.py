@@ -141,11 +141,19 @@ def load_settings(path: str | Path, overrides: typing.Sequence[str] = ()) -> Set
     return _with_absolute_paths(settings)
 
 
+# Tables whose keys are free-form and may contain dots ("spark.sql.shuffle.partitions").
+_FREE_FORM_TABLES = (("spark", "conf"), ("kafka", "options"))
+
+
 def _apply_override(raw: dict[str, Any], override: str) -> None:
     key, sep, text = override.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set takes key=value, got {override!r}")
-    *sections, leaf = key.strip().split(".")
+    parts = key.strip().split(".")
+    for table in _FREE_FORM_TABLES:
+        if tuple(parts[: len(table)]) == table and len(parts) > len(table):
+            parts = [*table, ".".join(parts[len(table):])]
+    *sections, leaf = parts
     target = raw
     for section in sections:
         target = target.setdefault(section, {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
 
 from pyspark.sql import SparkSession
@@ -18,8 +19,10 @@ _DEFAULTS = {
     "spark.sql.catalog.spark_catalog": DELTA_CATALOG_CLASS,
     # Windows, watermarks and printed times all in UTC, whatever the machine's zone.
     "spark.sql.session.timeZone": "UTC",
-    # A laptop-sized default; the cluster example raises it.
+    # Laptop-sized defaults; the cluster example raises them. Delta rebuilds a table's snapshot with
+    # snapshotPartitions tasks (50 by default): on 2 cores that alone cost seconds per micro-batch.
     "spark.sql.shuffle.partitions": "4",
+    "spark.databricks.delta.snapshotPartitions": "2",
     "spark.sql.streaming.stateStore.providerClass": (
         "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
     ),
@@ -45,6 +48,9 @@ def build_spark_session(settings: SparkSettings) -> SparkSession:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.log_level)
+    # PySpark also logs every query error as a page of JSON on stderr; our callers report them in one line.
+    for noisy in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     _require_classes(spark, settings.jars_dir)
     return spark
 
