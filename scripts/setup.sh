@@ -81,7 +81,9 @@ fetch_jars() {
     fi
     say "fetching the jars of $pom into $dest"
     rm -rf "$dest" && mkdir -p "$dest"
-    mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$root/$dest" \
+    # Debian's mvn prints colour resets even in batch mode; strip them (pipefail keeps mvn's exit code).
+    mvn -q -B -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$root/$dest" 2>&1 \
+        | sed 's/\x1b\[[0-9;]*m//g' \
         || die "Maven could not fetch the jars of $pom (network or repository problem; see above) — run this again when it is reachable"
     [ -z "$then" ] || "$then" "$dest"
     echo "$want" >"$stamp"
