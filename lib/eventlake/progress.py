@@ -45,8 +45,8 @@ def format_progress(progress) -> str:
     state_rows = sum(op.numRowsTotal for op in progress.stateOperators)
     dropped_late = sum(op.numRowsDroppedByWatermark for op in progress.stateOperators)
     parts = [
-        f"[{progress.name or progress.id}] batch {progress.batchId}: {progress.numInputRows} rows",
-        f"in {duration_ms / 1000:.2f} s ({rate:,.0f} rows/s)",
+        f"[{progress.name or progress.id}] batch {progress.batchId}: {progress.numInputRows} rows"
+        f" in {duration_ms / 1000:.2f} s ({rate:,.0f} rows/s)",
         f"lag {lag if lag is not None else '-'}",
         f"watermark {watermark}",
     ]

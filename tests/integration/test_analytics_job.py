@@ -142,7 +142,7 @@ def test_spark_submit_runs_the_job_end_to_end(spark, job_settings, kafka_bootstr
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "[analytics_windows] batch 0: 3 rows" in result.stdout
+    assert "[analytics_windows] batch 0: 3 rows in" in result.stdout
     assert "analytics: done" in result.stdout
     windows = read_table(spark, job_settings, WINDOWS_TABLE)
     assert_df_equality(

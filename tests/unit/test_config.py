@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from eventlake.config import ConfigError, load_settings, parse_duration, resolve_secret, spark_interval
+
+LOCAL = Path(__file__).resolve().parents[2] / "conf" / "local.toml"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("10 minutes", timedelta(minutes=10)), ("30s", timedelta(seconds=30)), ("1 hour", timedelta(hours=1)),
+     ("250 ms", timedelta(milliseconds=250)), ("2 days", timedelta(days=2)), ("5 mins", timedelta(minutes=5))],
+)
+def test_durations(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["ten minutes", "10", "10 fortnights", "", "1.5 hours"])
+def test_bad_durations_are_rejected(text):
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_spark_intervals():
+    assert spark_interval(timedelta(minutes=10)) == "600 seconds"
+    assert spark_interval(timedelta(milliseconds=1500)) == "1500 milliseconds"
+
+
+def test_local_config_loads_with_typed_values_and_absolute_paths():
+    settings = load_settings(LOCAL)
+    assert settings.analytics.watermark == timedelta(minutes=10)
+    assert settings.analytics.slide is None
+    assert settings.kafka.fail_on_data_loss is True
+    assert settings.contract.schema_versions == ("1",)
+    assert Path(settings.storage.tables_root).is_absolute()
+    assert settings.storage.checkpoint_path("analytics", "windows").endswith("/checkpoints/analytics/windows")
+
+
+def test_overrides_are_typed_like_the_file():
+    settings = load_settings(
+        LOCAL,
+        ["analytics.slide=1 minute", "kafka.max_offsets_per_trigger=500", "kafka.fail_on_data_loss=false",
+         "contract.schema_versions=['1', '2']", "analytics.trigger=30 seconds"],
+    )
+    assert settings.analytics.slide == timedelta(minutes=1)
+    assert settings.kafka.max_offsets_per_trigger == 500
+    assert settings.kafka.fail_on_data_loss is False
+    assert settings.contract.schema_versions == ("1", "2")
+    assert settings.analytics.trigger == "30 seconds"
+
+
+def test_dotted_keys_of_free_form_tables_stay_whole():
+    settings = load_settings(LOCAL, ["spark.conf.spark.sql.shuffle.partitions=8", "kafka.options.kafka.client.id=me"])
+    assert settings.spark.conf["spark.sql.shuffle.partitions"] == "8"
+    assert settings.kafka.options == {"kafka.client.id": "me"}
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("analytics.windw=5 minutes", "unknown config key 'analytics.windw'"),
+        ("analytics.window=soon", "config key 'analytics.window': not a duration"),
+        ("kafka.max_offsets_per_trigger=many", "config key 'kafka.max_offsets_per_trigger'"),
+        ("analytics.trigger=sometimes", "analytics.trigger must be 'availableNow' or an interval"),
+        ("analytics.slide=10 minutes", "analytics.slide must not be longer than analytics.window"),
+        ("nonsense", "--set takes key=value"),
+    ],
+)
+def test_bad_overrides_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings(LOCAL, [override])
+
+
+def test_missing_and_broken_files_are_reported(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[kafka\n")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_settings(broken)
+
+
+def test_secrets_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("EVENTLAKE_TEST_SECRET", "s3cret")
+    assert resolve_secret("env:EVENTLAKE_TEST_SECRET") == "s3cret"
+    assert resolve_secret("plain") == "plain"
+    monkeypatch.delenv("EVENTLAKE_TEST_SECRET")
+    with pytest.raises(ConfigError, match="EVENTLAKE_TEST_SECRET is not set"):
+        resolve_secret("env:EVENTLAKE_TEST_SECRET")
