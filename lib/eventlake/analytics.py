@@ -1,19 +1,22 @@
 """The windowed analytics pipeline: Kafka -> contract -> watermark -> dedupe -> windows -> Delta.
 
 Two streaming queries, each with its own checkpoint, read the topic: ``analytics_windows`` (stateful:
-watermark, deduplication, windowed counts) and ``analytics_dead_letters`` (stateless: invalid records).
-A stateful query can feed only one sink, so the invalid records cannot ride along with the windows.
+watermark, deduplication, windowed counts, Delta streaming sink) and ``analytics_intake`` (stateless:
+dead letters and per-batch intake counts, see :mod:`eventlake.intake`). A stateful query feeds exactly
+one sink, so the invalid records cannot ride along with the windows.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from eventlake.config import AnalyticsSettings, Settings
-from eventlake.contract import invalid_records, parse_events, valid_events
-from eventlake.dead_letters import DEAD_LETTERS_TABLE, to_dead_letters
-from eventlake.sinks import start_delta_stream
+from eventlake.contract import parse_events, valid_events
+from eventlake.intake import write_intake_batch
+from eventlake.sinks import batch_writer_id, start_batch_stream, start_delta_stream
 from eventlake.sources import read_kafka_stream
 from eventlake.transforms import count_events_per_type_and_window, drop_duplicate_events, with_event_time_watermark
 
@@ -36,7 +39,10 @@ def start_analytics_queries(spark: SparkSession, settings: Settings) -> list[Str
     storage, trigger = settings.storage, settings.analytics.trigger
     parsed = read_kafka_stream(spark, settings.kafka).transform(parse_events, settings.contract)
     windows = valid_events(parsed).transform(analytics_windows, settings.analytics)
-    dead_letters = invalid_records(parsed).transform(to_dead_letters, job=JOB, stage="contract")
+    intake_checkpoint = storage.checkpoint_path(JOB, "intake")
+    write_intake = partial(
+        write_intake_batch, job=JOB, storage=storage, writer_id=batch_writer_id(f"{JOB}_intake", intake_checkpoint)
+    )
     return [
         start_delta_stream(
             windows,
@@ -45,11 +51,5 @@ def start_analytics_queries(spark: SparkSession, settings: Settings) -> list[Str
             storage.checkpoint_path(JOB, "windows"),
             trigger,
         ),
-        start_delta_stream(
-            dead_letters,
-            storage.table_path(DEAD_LETTERS_TABLE),
-            f"{JOB}_dead_letters",
-            storage.checkpoint_path(JOB, "dead_letters"),
-            trigger,
-        ),
+        start_batch_stream(parsed, write_intake, f"{JOB}_intake", intake_checkpoint, trigger),
     ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+
 from pyspark.sql import DataFrame
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
@@ -27,3 +30,37 @@ def start_delta_stream(
         .option("checkpointLocation", checkpoint)
     )
     return with_trigger(writer, trigger).start(table_path)
+
+
+def batch_writer_id(query_name: str, checkpoint: str) -> str:
+    """The Delta ``txnAppId`` of a query's batch writes: its name plus a digest of its checkpoint, so two
+    deployments of one query (two checkpoints) never mistake each other's batches for their own."""
+    return f"{query_name}-{hashlib.sha256(checkpoint.encode()).hexdigest()[:16]}"
+
+
+def append_once(rows: DataFrame, table_path: str, writer_id: str, batch_id: int) -> None:
+    """Append ``rows`` to a Delta table unless batch ``batch_id`` of ``writer_id`` is already in it.
+
+    Delta records (txnAppId, txnVersion) in the same commit as the rows and skips a write whose version
+    is not newer, so a micro-batch that is replayed after a crash changes nothing.
+    """
+    (
+        rows.write.format("delta")
+        .mode("append")
+        .option("txnAppId", writer_id)
+        .option("txnVersion", batch_id)
+        .save(table_path)
+    )
+
+
+def start_batch_stream(
+    rows: DataFrame,
+    write_batch: Callable[[DataFrame, int], None],
+    query_name: str,
+    checkpoint: str,
+    trigger: str,
+) -> StreamingQuery:
+    """Run ``write_batch(batch, batch_id)`` on each micro-batch (``foreachBatch``); the function must be
+    idempotent per batch id, as :func:`append_once` is, because a batch may run again after a crash."""
+    writer = rows.writeStream.queryName(query_name).option("checkpointLocation", checkpoint).foreachBatch(write_batch)
+    return with_trigger(writer, trigger).start()

@@ -23,20 +23,23 @@ class Delivered:
 
 
 def send(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> list[Delivered]:
-    """Produce (key, value) pairs in order, idempotently, and return where each one landed."""
+    """Produce (key, value) pairs in order, idempotently, and return where each one landed, in that order."""
     producer = Producer(producer_config(bootstrap))
-    delivered: list[Delivered] = []
+    delivered: list[Delivered | None] = [None] * len(records)
     errors: list[str] = []
 
-    def on_delivery(error, message):
-        if error:
-            errors.append(str(error))
-        else:
-            delivered.append(Delivered(message.key(), message.value(), message.partition(), message.offset()))
+    def on_delivery_of(index: int):
+        def on_delivery(error, message):
+            if error:
+                errors.append(str(error))
+            else:
+                delivered[index] = Delivered(message.key(), message.value(), message.partition(), message.offset())
 
-    for key, value in records:
-        producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+        return on_delivery
+
+    for index, (key, value) in enumerate(records):
+        producer.produce(topic, value=value, key=key, on_delivery=on_delivery_of(index))
     producer.flush(30)
     assert not errors, errors
-    assert len(delivered) == len(records)
+    assert all(delivered), "some records were not acknowledged"
     return delivered

@@ -1,0 +1,47 @@
+"""The intake of a job: every Kafka record it read, accounted for per micro-batch and partition.
+
+The intake query of a job writes, for each micro-batch and in an idempotent way, the invalid records to
+``dead_letters`` and one row per Kafka partition to ``intake_batches``: the offsets read and how many
+records were valid and invalid. Together they prove that every offset was read once.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from eventlake.config import StorageSettings
+from eventlake.contract import invalid_records
+from eventlake.dead_letters import DEAD_LETTERS_TABLE, to_dead_letters
+from eventlake.sinks import append_once
+
+INTAKE_TABLE = "intake_batches"
+
+
+def count_intake_per_partition(parsed: DataFrame, job: str, batch_id: int) -> DataFrame:
+    """Rows of :func:`~eventlake.contract.parse_events` -> one row per topic partition: the first and
+    last offset read, the number of records, and how many were valid and invalid."""
+    is_valid = F.col("error_code").isNull()
+    return parsed.groupBy("topic", "partition").agg(
+        F.lit(job).alias("job"),
+        F.lit(batch_id).cast("long").alias("batch_id"),
+        F.min("offset").alias("first_offset"),
+        F.max("offset").alias("last_offset"),
+        F.count(F.lit(1)).alias("records"),
+        F.count(F.when(is_valid, 1)).alias("valid"),
+        F.count(F.when(~is_valid, 1)).alias("invalid"),
+    ).select("job", "batch_id", "topic", "partition", "first_offset", "last_offset", "records", "valid", "invalid")
+
+
+def write_intake_batch(
+    parsed: DataFrame, batch_id: int, *, job: str, storage: StorageSettings, writer_id: str
+) -> None:
+    """Write one micro-batch's dead letters and intake counts, each at most once per batch id."""
+    parsed.persist()
+    try:
+        dead_letters = invalid_records(parsed).transform(to_dead_letters, job=job, stage="contract")
+        append_once(dead_letters, storage.table_path(DEAD_LETTERS_TABLE), writer_id, batch_id)
+        intake = count_intake_per_partition(parsed, job, batch_id)
+        append_once(intake, storage.table_path(INTAKE_TABLE), writer_id, batch_id)
+    finally:
+        parsed.unpersist()
