@@ -13,6 +13,7 @@ from pyspark.sql.streaming import StreamingQuery
 from eventlake.config import ConfigError, Settings, load_settings
 from eventlake.errors import EnvironmentProblem
 from eventlake.kafka_admin import require_topic
+from eventlake.metrics import METRICS_TABLE, MetricsRecorder
 from eventlake.progress import ProgressPrinter
 from eventlake.session import build_spark_session
 
@@ -49,6 +50,26 @@ def await_queries(queries: list[StreamingQuery]) -> None:
             raise query.exception()
 
 
+def run_queries(spark: SparkSession, settings: Settings, job: str, start_queries: StartQueries) -> list[StreamingQuery]:
+    """Start a job's queries with a progress line per batch and ``pipeline_metrics`` recorded, wait until
+    they end, and return them; raises the first query failure."""
+    printer = ProgressPrinter()
+    recorder = MetricsRecorder(spark, settings.storage.table_path(METRICS_TABLE), job=job)
+    spark.streams.addListener(printer)
+    spark.streams.addListener(recorder)
+    queries: list[StreamingQuery] = []
+    try:
+        queries = start_queries(spark, settings)
+        print(f"{job}: started {', '.join(query.name for query in queries)}", flush=True)
+        await_queries(queries)
+    finally:
+        printer.wait_until_reported([str(query.id) for query in queries])
+        recorder.close()
+        for listener in (printer, recorder):
+            spark.streams.removeListener(listener)
+    return queries
+
+
 def run_job(name: str, start_queries: StartQueries, argv: Sequence[str] | None = None) -> int:
     """A job's whole life: arguments, config, checks, session, queries, wait. Returns the exit code.
 
@@ -59,15 +80,7 @@ def run_job(name: str, start_queries: StartQueries, argv: Sequence[str] | None =
         settings = load_settings(args.config, args.overrides)
         require_topic(settings.kafka.bootstrap_servers, settings.kafka.topic, settings.kafka.options)
         spark = build_spark_session(settings.spark)
-        printer = ProgressPrinter()
-        spark.streams.addListener(printer)
-        queries = start_queries(spark, settings)
-        print(f"{name}: started {', '.join(query.name for query in queries)}", flush=True)
-        try:
-            await_queries(queries)
-        finally:
-            printer.wait_until_reported([str(query.id) for query in queries])
-            spark.streams.removeListener(printer)
+        run_queries(spark, settings, name, start_queries)
     except (ConfigError, EnvironmentProblem) as problem:
         print(f"{name}: error: {problem}", file=sys.stderr)
         return 2

@@ -9,10 +9,12 @@ from datetime import datetime
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.sql import functions as F
 
 from eventlake.analytics import WINDOWS_TABLE, start_analytics_queries
 from eventlake.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.runner import await_queries
+from eventlake.metrics import METRICS_TABLE
+from eventlake.runner import run_queries
 
 from .helpers import PROJECT_ROOT, send
 
@@ -41,7 +43,7 @@ def at(minute: int) -> datetime:
 
 
 def run_analytics(spark, settings) -> None:
-    await_queries(start_analytics_queries(spark, settings))
+    run_queries(spark, settings, "analytics", start_analytics_queries)
 
 
 def read_table(spark, settings, table):
@@ -116,6 +118,16 @@ def test_windows_and_dead_letters_across_two_runs_on_one_checkpoint(spark, job_s
     )
     dead = read_table(spark, job_settings, DEAD_LETTERS_TABLE)
     assert {(row.job, row.stage, row.topic) for row in dead.collect()} == {("analytics", "contract", fresh_topic)}
+
+    # The metrics account for every record: the duplicates e1 (same batch) and e7 (across runs), the late e8.
+    metrics = read_table(spark, job_settings, METRICS_TABLE)
+    windows_metrics = metrics.where("query_name = 'analytics_windows'").groupBy().agg(
+        F.sum("input_rows").alias("read"), F.sum("dropped_duplicates").alias("duplicates"),
+        F.sum("dropped_late").alias("late"), F.count("*").alias("batches"),
+        F.countDistinct("batch_id").alias("distinct_batches"),
+    ).first()
+    assert (windows_metrics.read, windows_metrics.duplicates, windows_metrics.late) == (16, 2, 1)
+    assert windows_metrics.batches == windows_metrics.distinct_batches
 
     # A third run with nothing new changes nothing.
     run_analytics(spark, job_settings)

@@ -34,3 +34,25 @@ def test_progress_line_names_query_batch_rows_lag_and_watermark():
     assert line == (
         "[analytics_windows] batch 3: 120 rows in 1.50 s (80 rows/s), lag 6, watermark 2026-01-01T09:50:00.000Z"
     )
+
+
+def test_metrics_row_sums_state_operators_and_keeps_times_in_utc():
+    from datetime import datetime
+
+    from eventlake.metrics import progress_row
+
+    operators = [
+        {"operatorName": "dedupeWithinWatermark", "numRowsTotal": 10, "numRowsUpdated": 0, "allUpdatesTimeMs": 0,
+         "numRowsRemoved": 0, "allRemovalsTimeMs": 0, "commitTimeMs": 0, "memoryUsedBytes": 100,
+         "numRowsDroppedByWatermark": 2, "numShufflePartitions": 2, "numStateStoreInstances": 2,
+         "customMetrics": {"numDroppedDuplicateRows": 3}},
+        {"operatorName": "stateStoreSave", "numRowsTotal": 4, "numRowsUpdated": 0, "allUpdatesTimeMs": 0,
+         "numRowsRemoved": 0, "allRemovalsTimeMs": 0, "commitTimeMs": 0, "memoryUsedBytes": 50,
+         "numRowsDroppedByWatermark": 1, "numShufflePartitions": 2, "numStateStoreInstances": 2,
+         "customMetrics": {}},
+    ]
+    row = progress_row(progress({"events": {"0": 10}}, {"events": {"0": 4}}, operators), job="analytics")
+    assert (row["state_rows"], row["state_memory_bytes"], row["dropped_late"], row["dropped_duplicates"]) == (14, 150, 3, 3)
+    assert (row["batch_id"], row["input_rows"], row["kafka_lag"], row["job"]) == (3, 120, 6, "analytics")
+    assert row["batch_time"] == datetime(2026, 1, 1, 10, 0)
+    assert row["watermark"] == datetime(2026, 1, 1, 9, 50)
