@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from eventlake.config import AnalyticsSettings, Settings
@@ -22,16 +23,18 @@ from eventlake.transforms import count_events_per_type_and_window, drop_duplicat
 
 JOB = "analytics"
 WINDOWS_TABLE = "analytics_windows"
+# Observed per batch (progress.observedMetrics): events that reach the window aggregation, after
+# deduplication; recorded in pipeline_metrics.windowed_rows for the reconciliation.
+WINDOWED_ROWS = "windowed_rows"
 
 
 def analytics_windows(events: DataFrame, analytics: AnalyticsSettings) -> DataFrame:
     """Valid events -> one row per (window, event type) with exact event and distinct-user counts,
     emitted once, when the watermark passes the window's end."""
-    return (
-        events.transform(with_event_time_watermark, analytics.watermark)
-        .transform(drop_duplicate_events)
-        .transform(count_events_per_type_and_window, analytics.window, analytics.slide)
-    )
+    deduplicated = events.transform(with_event_time_watermark, analytics.watermark).transform(drop_duplicate_events)
+    if deduplicated.isStreaming:
+        deduplicated = deduplicated.observe(WINDOWED_ROWS, F.count(F.lit(1)).alias("rows"))
+    return deduplicated.transform(count_events_per_type_and_window, analytics.window, analytics.slide)
 
 
 def start_analytics_queries(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:

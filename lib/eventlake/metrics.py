@@ -26,7 +26,7 @@ METRICS_SCHEMA = (
     " input_rows long, input_rows_per_second double, processed_rows_per_second double,"
     " batch_duration_ms long, add_batch_ms long, query_planning_ms long, latest_offset_ms long,"
     " wal_commit_ms long, commit_offsets_ms long, watermark timestamp, state_rows long,"
-    " state_memory_bytes long, dropped_late long, dropped_duplicates long, kafka_lag long"
+    " state_memory_bytes long, dropped_late long, dropped_duplicates long, windowed_rows long, kafka_lag long"
 )
 
 
@@ -62,8 +62,18 @@ def progress_row(progress: Any, job: str) -> dict[str, Any]:
         "state_memory_bytes": sum(op.memoryUsedBytes for op in operators),
         "dropped_late": sum(op.numRowsDroppedByWatermark for op in operators),
         "dropped_duplicates": sum(int((op.customMetrics or {}).get("numDroppedDuplicateRows", 0)) for op in operators),
+        "windowed_rows": _observed_rows(progress, "windowed_rows"),
         "kafka_lag": kafka_lag(progress.sources),
     }
+
+
+def _observed_rows(progress: Any, name: str) -> int | None:
+    """The ``rows`` of an ``observe(name, ...)`` metric of the batch; None when the batch reports none
+    (a query that does not observe it, or a batch without data)."""
+    observed = progress.observedMetrics or {}
+    if name in observed:
+        return int(observed[name]["rows"])
+    return None
 
 
 class MetricsRecorder(StreamingQueryListener):

@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from eventlake.analytics import WINDOWS_TABLE, start_analytics_queries
 from eventlake.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.metrics import METRICS_TABLE
+from eventlake.reconcile import reconcile
 from eventlake.runner import run_queries
 
 from .helpers import PROJECT_ROOT, send
@@ -133,6 +134,23 @@ def test_windows_and_dead_letters_across_two_runs_on_one_checkpoint(spark, job_s
     run_analytics(spark, job_settings)
     assert read_table(spark, job_settings, WINDOWS_TABLE).count() == len(expected_all)
     assert read_table(spark, job_settings, DEAD_LETTERS_TABLE).count() == 3
+
+    # Every record is accounted for; e11 waits in the open 10:50 window.
+    figures = reconcile(spark, job_settings.storage)
+    assert figures.problems() == []
+    assert (figures.read, figures.valid, figures.dead_letters) == (16, 13, 3)
+    assert (figures.counted, figures.pending, figures.duplicates, figures.late) == (9, 1, 2, 1)
+
+    # A lost dead letter is caught, by the library and by the script's exit code.
+    spark.sql(f"DELETE FROM delta.`{job_settings.storage.table_path(DEAD_LETTERS_TABLE)}` WHERE error_code = 'EMPTY_VALUE'")
+    assert "records read 16 != valid 13 + dead letters 2" in reconcile(spark, job_settings.storage).problems()
+    result = subprocess.run(
+        [sys.executable, "-m", "eventlake.reconcile",
+         "--set", f"storage.tables_root={job_settings.storage.tables_root}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "DOES NOT ADD UP: records read 16 != valid 13 + dead letters 2" in result.stdout
 
 
 def test_spark_submit_runs_the_job_end_to_end(spark, job_settings, kafka_bootstrap, fresh_topic, tmp_path):
