@@ -19,6 +19,7 @@ from eventlake.contract import parse_events, valid_events
 from eventlake.intake import write_intake_batch
 from eventlake.sinks import batch_writer_id, start_batch_stream, start_delta_stream
 from eventlake.sources import read_kafka_stream
+from eventlake.storage_checks import claim_checkpoint, require_folder
 from eventlake.transforms import count_events_per_type_and_window, drop_duplicate_events, with_event_time_watermark
 
 JOB = "analytics"
@@ -40,6 +41,9 @@ def analytics_windows(events: DataFrame, analytics: AnalyticsSettings) -> DataFr
 def start_analytics_queries(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
     """Start the job's two streaming queries; they run until the trigger says stop."""
     storage, trigger = settings.storage, settings.analytics.trigger
+    require_folder(storage.tables_root, "tables root")
+    for query in ("windows", "intake"):
+        claim_checkpoint(storage.checkpoint_path(JOB, query), JOB, query, settings.kafka.topic)
     parsed = read_kafka_stream(spark, settings.kafka).transform(parse_events, settings.contract)
     windows = valid_events(parsed).transform(analytics_windows, settings.analytics)
     intake_checkpoint = storage.checkpoint_path(JOB, "intake")

@@ -210,3 +210,19 @@ def _venv_environment() -> dict[str, str]:
     environment["PATH"] = f"{PROJECT_ROOT / '.venv' / 'bin'}:{environment.get('PATH', '')}"
     environment["VIRTUAL_ENV"] = str(PROJECT_ROOT / ".venv")
     return environment
+
+
+def test_a_table_root_that_is_a_file_stops_the_job_at_start(kafka_bootstrap, fresh_topic, tmp_path):
+    (tmp_path / "tables").write_text("not a folder")
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "jobs" / "analytics.py"),
+         "--set", f"kafka.bootstrap_servers={kafka_bootstrap}", "--set", f"kafka.topic={fresh_topic}",
+         "--set", f"storage.tables_root={tmp_path / 'tables'}",
+         "--set", f"storage.checkpoint_root={tmp_path / 'checkpoints'}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"analytics: error: the tables root {tmp_path / 'tables'} is a file, not a folder: "
+        "move it away or set another path"
+    )

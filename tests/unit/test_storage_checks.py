@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+
+from eventlake.errors import EnvironmentProblem
+from eventlake.storage_checks import claim_checkpoint, require_folder
+
+
+def test_a_new_checkpoint_is_claimed_and_reclaimed_by_the_same_query(tmp_path):
+    checkpoint = str(tmp_path / "analytics" / "windows")
+    claim_checkpoint(checkpoint, "analytics", "windows", "events")
+    claim_checkpoint(checkpoint, "analytics", "windows", "events")
+    assert (tmp_path / "analytics" / "windows" / "eventlake.json").exists()
+
+
+@pytest.mark.parametrize(
+    "query, topic", [("intake", "events"), ("windows", "other-topic")],
+)
+def test_a_checkpoint_of_another_query_or_topic_is_refused(tmp_path, query, topic):
+    checkpoint = str(tmp_path / "checkpoint")
+    claim_checkpoint(checkpoint, "analytics", "windows", "events")
+    with pytest.raises(EnvironmentProblem, match="belongs to analytics/windows reading topic 'events'"):
+        claim_checkpoint(checkpoint, "analytics", query, topic)
+
+
+def test_a_foreign_checkpoint_is_refused(tmp_path):
+    (tmp_path / "checkpoint" / "offsets").mkdir(parents=True)
+    with pytest.raises(EnvironmentProblem, match="was not made by eventlake's analytics/windows"):
+        claim_checkpoint(str(tmp_path / "checkpoint"), "analytics", "windows", "events")
+
+
+def test_a_file_where_a_folder_belongs_is_reported(tmp_path):
+    (tmp_path / "tables").write_text("oops")
+    with pytest.raises(EnvironmentProblem, match="tables root .* is a file, not a folder"):
+        require_folder(str(tmp_path / "tables"), "tables root")
+    require_folder(str(tmp_path / "missing"), "tables root")
+    require_folder("s3a://bucket/tables", "tables root")
