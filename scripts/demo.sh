@@ -37,5 +37,8 @@ scripts/query.sh "${demo[@]}" \
     "SELECT error_code, count(*) AS records, min(error_message) AS example
      FROM dead_letters GROUP BY error_code ORDER BY records DESC"
 
+step "reconciliation: every record read is accounted for"
+scripts/reconcile.sh "${demo[@]}"
+
 printf '\nThe broker keeps running (scripts/kafka.sh stop ends it). Query the tables yourself:\n'
 printf '  scripts/query.sh %s "SELECT * FROM dead_letters LIMIT 5"\n' "${demo[*]}"
