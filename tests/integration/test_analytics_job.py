@@ -21,6 +21,9 @@ from .helpers import PROJECT_ROOT, send
 
 pytestmark = pytest.mark.integration
 
+SECRET = "s3cr3t-never-shown"
+JAAS_WITH_SECRET = f'org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="{SECRET}";'
+
 WINDOWS_SCHEMA = (
     "window_start timestamp, window_end timestamp, event_type string, event_count long, distinct_users long"
 )
@@ -164,9 +167,11 @@ def test_spark_submit_runs_the_job_end_to_end(spark, job_settings, kafka_bootstr
             "--set", f"kafka.topic={fresh_topic}",
             "--set", f"storage.tables_root={storage.tables_root}",
             "--set", f"storage.checkpoint_root={storage.checkpoint_root}",
+            # A secret from the environment: handed to the Kafka client, never printed or stored.
+            "--set", "kafka.options.kafka.sasl.jaas.config=env:EVENTLAKE_TEST_JAAS",
         ],
         cwd=PROJECT_ROOT,
-        env=_venv_environment(),
+        env={**_venv_environment(), "EVENTLAKE_TEST_JAAS": JAAS_WITH_SECRET},
         capture_output=True,
         text=True,
         timeout=300,
@@ -179,6 +184,9 @@ def test_spark_submit_runs_the_job_end_to_end(spark, job_settings, kafka_bootstr
         windows, spark.createDataFrame([(at(0), at(5), "click", 1, 1)], WINDOWS_SCHEMA), ignore_nullable=True
     )
     assert [row.error_code for row in read_table(spark, job_settings, DEAD_LETTERS_TABLE).collect()] == ["NOT_JSON"]
+    assert SECRET not in result.stdout + result.stderr
+    for table in (WINDOWS_TABLE, DEAD_LETTERS_TABLE, METRICS_TABLE):
+        assert SECRET not in str(read_table(spark, job_settings, table).collect())
 
 
 def test_a_missing_topic_stops_the_job_with_one_clear_line(kafka_bootstrap, job_settings):
