@@ -41,7 +41,8 @@ REQUIRED_STRING_FIELDS = ("event_id", "timestamp", "source", "schema_version", "
 NON_EMPTY_FIELDS = ("event_id", "source", "schema_version", "type")
 
 # ISO-8601 with a mandatory offset; Spark keeps microseconds, so at most six fractional digits.
-ISO_8601_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
+# \z, not $: Java's $ also matches before a final line break.
+ISO_8601_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})\z"
 
 EVENT_COLUMNS = ("event_id", "event_time", "source", "schema_version", "event_type", "user_id", "data")
 KAFKA_COLUMNS = ("topic", "partition", "offset", "kafka_timestamp")
@@ -55,6 +56,15 @@ def _json_field(path: str) -> Column:
 def _json_type(value: Column) -> Column:
     """The JSON type name of a VARIANT: STRING, BIGINT, DOUBLE, BOOLEAN, OBJECT, ARRAY, VOID (null)..."""
     return F.split(F.schema_of_variant(value), "<").getItem(0)
+
+
+def _is_one_json_value(text: Column) -> Column:
+    """True when ``text`` is exactly one JSON value. Spark's JSON readers stop after the first value and
+    ignore what follows (``{...}{...}``, ``{...} words``), so wrap the text in an array with a sentinel:
+    one value gives two elements, and the first array must be one element on its own too."""
+    one = F.json_array_length(F.concat(F.lit("["), text, F.lit("\n]"))) == 1
+    two = F.json_array_length(F.concat(F.lit("["), text, F.lit("\n,0]"))) == 2
+    return F.coalesce(one & two, F.lit(False))
 
 
 def _is_absent(value: Column) -> Column:
@@ -96,8 +106,9 @@ def _field_checks() -> list[tuple[Column, ErrorCode, Column]]:
             F.concat(F.lit("field 'data.user_id' must be a string, got "), _json_type(user_id)),
         ),
     ]
+    # Blank means no visible character at all: tabs, line breaks and Unicode spaces count as blank.
     empty = [
-        (F.trim(F.col(f"_{name}")) == "", ErrorCode.EMPTY_FIELD, F.lit(f"field '{name}' is empty"))
+        (~F.col(f"_{name}").rlike(r"(?U)\S"), ErrorCode.EMPTY_FIELD, F.lit(f"field '{name}' is empty"))
         for name in NON_EMPTY_FIELDS
     ]
     return missing + wrong_type + empty
@@ -128,14 +139,14 @@ def parse_events(raw: DataFrame, contract: ContractSettings) -> DataFrame:
         ),
         (~F.is_valid_utf8(text), ErrorCode.INVALID_UTF8, F.lit("the record is not valid UTF-8")),
         (
-            F.col("_doc").isNull() & F.get_json_object(text, "$").isNull(),
+            (F.col("_doc").isNull() & F.get_json_object(text, "$").isNull()) | ~_is_one_json_value(text),
             ErrorCode.NOT_JSON,
-            F.lit("the record is not JSON"),
+            F.lit("the record is not one JSON value (malformed, cut off, nested too deep, or followed by more data)"),
         ),
         (
             F.col("_doc").isNull(),
             ErrorCode.UNREADABLE_JSON,
-            F.lit("the record is JSON that cannot be read as one value (duplicate keys or too deeply nested)"),
+            F.lit("the record is JSON that cannot be read as one document (duplicate keys, or single quotes or raw control characters)"),
         ),
         (
             _json_type(F.col("_doc")) != "OBJECT",
@@ -179,7 +190,8 @@ def parse_events(raw: DataFrame, contract: ContractSettings) -> DataFrame:
             "error_code": error_code,
             "error_message": error_message,
             "event_id": F.col("_event_id"),
-            "event_time": event_time,
+            # Only valid rows keep an event time: an invalid one may lie outside what Python can represent.
+            "event_time": F.when(error_code.isNull(), event_time),
             "source": F.col("_source"),
             "schema_version": F.col("_schema_version"),
             "event_type": F.col("_type"),
