@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from pyspark.errors import PySparkException
+from pyspark.errors import PySparkException, StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
@@ -34,20 +34,39 @@ def job_arguments(description: str, argv: Sequence[str] | None = None) -> argpar
 def await_queries(queries: list[StreamingQuery]) -> None:
     """Wait until every query ends (availableNow) or one fails or the user interrupts (interval triggers);
     raise the first failure after stopping the other queries."""
+    failure: Exception | None = None
     try:
-        while active := [query for query in queries if query.isActive]:
-            active[0].awaitTermination(timeout=1)
-            if any(query.exception() for query in queries):
-                break
+        while failure is None and (active := [query for query in queries if query.isActive]):
+            try:
+                active[0].awaitTermination(timeout=1)
+            except StreamingQueryException as error:
+                failure = error
+            failure = failure or next((query.exception() for query in queries if query.exception()), None)
     except KeyboardInterrupt:
         print("interrupted: stopping the queries (the next run resumes from their checkpoints)", flush=True)
     finally:
         for query in queries:
             if query.isActive:
                 query.stop()
-    for query in queries:
-        if query.exception():
-            raise query.exception()
+    if failure is not None:
+        raise failure
+
+
+_DATA_LOSS_HINT = (
+    " — offsets the checkpoint needs are gone from Kafka (topic deleted or recreated, or retention ran out)."
+    " See the README, 'Data loss in Kafka': restart once with --set kafka.fail_on_data_loss=false to skip them,"
+    " or use a new checkpoint for a recreated topic."
+)
+
+
+def describe_failure(failure: Exception) -> str:
+    """The first line of a query failure (Spark appends the whole plan), with the fix for known causes."""
+    text = str(failure)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = next((line for line in lines if "Exception" in line or "Error" in line), lines[0] if lines else text)
+    if "failOnDataLoss" in text or "data may have been missed" in text or "DATA_LOSS" in text:
+        return first + _DATA_LOSS_HINT
+    return first
 
 
 def run_queries(spark: SparkSession, settings: Settings, job: str, start_queries: StartQueries) -> list[StreamingQuery]:
@@ -85,7 +104,7 @@ def run_job(name: str, start_queries: StartQueries, argv: Sequence[str] | None =
         print(f"{name}: error: {problem}", file=sys.stderr)
         return 2
     except PySparkException as failure:
-        print(f"{name}: a streaming query failed: {failure}", file=sys.stderr)
+        print(f"{name}: a streaming query failed: {describe_failure(failure)}", file=sys.stderr)
         return 1
     print(f"{name}: done", flush=True)
     return 0

@@ -234,3 +234,24 @@ def test_a_table_root_that_is_a_file_stops_the_job_at_start(kafka_bootstrap, fre
         f"analytics: error: the tables root {tmp_path / 'tables'} is a file, not a folder: "
         "move it away or set another path"
     )
+
+
+def test_offsets_gone_from_kafka_stop_the_job_with_the_fix(spark, job_settings, kafka_bootstrap, fresh_topic):
+    from eventlake.kafka_admin import create_topic, delete_topic
+
+    send(kafka_bootstrap, fresh_topic, [event(f"e{n}", n, "click", "u1") for n in range(6)])
+    run_analytics(spark, job_settings)
+    # The topic is deleted and made again: the checkpoint's offsets no longer exist.
+    delete_topic(kafka_bootstrap, fresh_topic)
+    create_topic(kafka_bootstrap, fresh_topic, partitions=2, exist_ok=False)
+    send(kafka_bootstrap, fresh_topic, [event("again", 1, "click", "u1")])
+    storage = job_settings.storage
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "jobs" / "analytics.py"),
+         "--set", f"kafka.bootstrap_servers={kafka_bootstrap}", "--set", f"kafka.topic={fresh_topic}",
+         "--set", f"storage.tables_root={storage.tables_root}",
+         "--set", f"storage.checkpoint_root={storage.checkpoint_root}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "kafka.fail_on_data_loss=false" in result.stderr.splitlines()[-1], result.stderr[-3000:]
