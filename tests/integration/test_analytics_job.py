@@ -222,13 +222,7 @@ def _venv_environment() -> dict[str, str]:
 
 def test_a_table_root_that_is_a_file_stops_the_job_at_start(kafka_bootstrap, fresh_topic, tmp_path):
     (tmp_path / "tables").write_text("not a folder")
-    result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "jobs" / "analytics.py"),
-         "--set", f"kafka.bootstrap_servers={kafka_bootstrap}", "--set", f"kafka.topic={fresh_topic}",
-         "--set", f"storage.tables_root={tmp_path / 'tables'}",
-         "--set", f"storage.checkpoint_root={tmp_path / 'checkpoints'}"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
-    )
+    result = run_job_script(kafka_bootstrap, fresh_topic, str(tmp_path / "tables"), str(tmp_path / "checkpoints"))
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"analytics: error: the tables root {tmp_path / 'tables'} is a file, not a folder: "
@@ -246,12 +240,16 @@ def test_offsets_gone_from_kafka_stop_the_job_with_the_fix(spark, job_settings, 
     create_topic(kafka_bootstrap, fresh_topic, partitions=2, exist_ok=False)
     send(kafka_bootstrap, fresh_topic, [event("again", 1, "click", "u1")])
     storage = job_settings.storage
-    result = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "jobs" / "analytics.py"),
-         "--set", f"kafka.bootstrap_servers={kafka_bootstrap}", "--set", f"kafka.topic={fresh_topic}",
-         "--set", f"storage.tables_root={storage.tables_root}",
-         "--set", f"storage.checkpoint_root={storage.checkpoint_root}"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
-    )
+    result = run_job_script(kafka_bootstrap, fresh_topic, storage.tables_root, storage.checkpoint_root)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "kafka.fail_on_data_loss=false" in result.stderr.splitlines()[-1], result.stderr[-3000:]
+
+
+def run_job_script(bootstrap: str, topic: str, tables_root: str, checkpoint_root: str):
+    """jobs/analytics.py run by plain python (it starts its own JVM), output captured."""
+    return subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "jobs" / "analytics.py"),
+         "--set", f"kafka.bootstrap_servers={bootstrap}", "--set", f"kafka.topic={topic}",
+         "--set", f"storage.tables_root={tables_root}", "--set", f"storage.checkpoint_root={checkpoint_root}"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
+    )
