@@ -152,7 +152,9 @@ def _java(broker: LocalBroker, main_class: str, *args: str) -> list[str]:
 def _format_storage(broker: LocalBroker) -> None:
     if (broker.log_dirs / "meta.properties").exists():
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = "-"
+    while cluster_id.startswith("-"):  # the storage tool would read a leading "-" as an option
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     command = _java(
         broker, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(broker.properties_file), "--standalone"
     )
