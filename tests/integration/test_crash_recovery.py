@@ -21,6 +21,7 @@ between the two runs. Duplicates, out-of-order events and malformed records do n
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -137,10 +138,8 @@ class JobRun:
 
     def kill(self) -> None:
         """SIGKILL the whole process group (the JVM and the Python driver it started) and reap the JVM."""
-        try:
+        with contextlib.suppress(ProcessLookupError):  # already gone: nothing to kill
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait(timeout=30)
 
     def wait(self, timeout: float) -> int:

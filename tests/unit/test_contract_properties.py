@@ -278,7 +278,7 @@ ANY_KAFKA_TIME = st.datetimes(min_value=EPOCH, max_value=LATEST_KAFKA_TIME)
 
 
 class _NotStrictJson(ValueError):
-    pass
+    """Text that Python's strict JSON reader refuses."""
 
 
 def strict_json(text: str) -> Any:
