@@ -34,22 +34,25 @@ def spark():
 
 
 KAFKA_SCHEMA = (
-    "key binary, value binary, topic string, partition int, offset long, timestamp timestamp, timestampType int"
+    "key binary, value binary, topic string, partition int, offset long, timestamp timestamp, timestampType int,"
+    " headers array<struct<key: string, value: binary>>"
 )
 
 
 @pytest.fixture(scope="session")
 def kafka_rows(spark):
-    """Build a DataFrame shaped like Spark's Kafka source from values (and optional Kafka timestamps)."""
+    """Build a DataFrame shaped like Spark's Kafka source from values (and optional Kafka timestamps and
+    headers: per record None or a list of (name, bytes) pairs)."""
     from datetime import datetime
 
     default_time = datetime(2026, 1, 1, 12, 0, 0)
 
-    def build(values, timestamps=None, topic="events"):
+    def build(values, timestamps=None, topic="events", headers=None):
         timestamps = timestamps or [default_time] * len(values)
+        headers = headers or [None] * len(values)
         rows = [
-            (None, value, topic, 0, offset, timestamp, 0)
-            for offset, (value, timestamp) in enumerate(zip(values, timestamps))
+            (None, value, topic, 0, offset, timestamp, 0, header)
+            for offset, (value, timestamp, header) in enumerate(zip(values, timestamps, headers))
         ]
         return spark.createDataFrame(rows, KAFKA_SCHEMA)
 

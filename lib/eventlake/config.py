@@ -59,15 +59,21 @@ class KafkaSettings:
     topic: str = "events"
     starting_offsets: str = "earliest"
     max_offsets_per_trigger: int = 0
+    min_offsets_per_trigger: int = 0
+    max_trigger_delay: timedelta | None = None
     fail_on_data_loss: bool = True
     options: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ContractSettings:
-    """The rules of the event contract that are configurable."""
+    """The rules of the event contract that are configurable: the schema versions accepted, the formats
+    read (extractors, chosen per record by its content-type header; ``default_format`` when it has none),
+    and the limits."""
 
     schema_versions: tuple[str, ...] = ("1",)
+    extractors: tuple[str, ...] = ("json",)
+    default_format: str = "json"
     max_record_bytes: int = 1_048_576
     max_event_time_ahead: timedelta = timedelta(minutes=5)
     min_event_time: str = "1970-01-01T00:00:00Z"
@@ -110,6 +116,52 @@ class AnalyticsSettings:
 
 
 @dataclass(frozen=True)
+class EnrichSettings:
+    """The dimension table the ETL's ``enrich`` stage joins: a Delta table created from ``dimension_csv``
+    when it does not exist yet, joined on ``key``. ``on_miss``: ``keep`` the event with empty dimension
+    columns, or send it to ``dead_letter``."""
+
+    dimension_csv: str = "conf/dimensions/pages.csv"
+    table: str = "dim_pages"
+    key: str = "page"
+    on_miss: str = "keep"
+
+
+@dataclass(frozen=True)
+class PiiSettings:
+    """Personal data in silver: columns replaced by a salted SHA-256 (``hash``) or left out (``drop``).
+    ``salt`` is best given as ``env:NAME``."""
+
+    hash: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+    salt: str = ""
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Retries of a failed table write: ``max_attempts`` in all, waiting ``initial_backoff`` and then twice
+    as long each time, at most ``max_backoff``."""
+
+    max_attempts: int = 5
+    initial_backoff: timedelta = timedelta(seconds=1)
+    max_backoff: timedelta = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class EtlSettings:
+    """The streaming ETL job: the transform stages in order, the ``data`` fields promoted to typed columns
+    (name -> Spark type), and its enrichment, PII and retry rules. (The formats it reads are the
+    contract's ``extractors``.)"""
+
+    trigger: str = "availableNow"
+    transforms: tuple[str, ...] = ("normalise", "promote_fields", "enrich", "mask_pii")
+    promote: dict[str, str] = field(default_factory=dict)
+    enrich: EnrichSettings = field(default_factory=EnrichSettings)
+    pii: PiiSettings = field(default_factory=PiiSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration of a run."""
 
@@ -118,6 +170,7 @@ class Settings:
     spark: SparkSettings = field(default_factory=SparkSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
+    etl: EtlSettings = field(default_factory=EtlSettings)
 
 
 def load_settings(path: str | Path, overrides: typing.Sequence[str] = ()) -> Settings:
@@ -142,7 +195,7 @@ def load_settings(path: str | Path, overrides: typing.Sequence[str] = ()) -> Set
 
 
 # Tables whose keys are free-form and may contain dots ("spark.sql.shuffle.partitions").
-_FREE_FORM_TABLES = (("spark", "conf"), ("kafka", "options"))
+_FREE_FORM_TABLES = (("spark", "conf"), ("kafka", "options"), ("etl", "promote"))
 
 
 def _apply_override(raw: dict[str, Any], override: str) -> None:
@@ -229,15 +282,53 @@ def _stringify(value: Any) -> str:
     return str(value)
 
 
-def _check(settings: Settings) -> None:
-    analytics = settings.analytics
-    if analytics.trigger != "availableNow":
+# The contract versions and formats the code can read (eventlake.contract); kept here so a config naming
+# another one fails at load time, before any Spark work.
+KNOWN_SCHEMA_VERSIONS = ("1", "2")
+KNOWN_EXTRACTORS = ("json", "kv")
+
+
+def _check_trigger(key: str, trigger: str) -> None:
+    if trigger != "availableNow":
         try:
-            parse_duration(analytics.trigger)
+            parse_duration(trigger)
         except ValueError:
             raise ConfigError(
-                f"analytics.trigger must be 'availableNow' or an interval like '30 seconds', got {analytics.trigger!r}"
+                f"{key} must be 'availableNow' or an interval like '30 seconds', got {trigger!r}"
             ) from None
+
+
+def _check_choices(key: str, values: typing.Iterable[str], known: typing.Sequence[str]) -> None:
+    for value in values:
+        if value not in known:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(known)}")
+
+
+def _check_etl(etl: EtlSettings) -> None:
+    _check_trigger("etl.trigger", etl.trigger)
+    _check_choices("etl.enrich.on_miss", [etl.enrich.on_miss], ("keep", "dead_letter"))
+    if etl.retry.max_attempts < 1:
+        raise ConfigError("etl.retry.max_attempts must be at least 1")
+    if len(set(etl.transforms)) != len(etl.transforms):
+        raise ConfigError(f"etl.transforms names a stage twice: {', '.join(etl.transforms)}")
+
+
+def _check(settings: Settings) -> None:
+    analytics = settings.analytics
+    _check_trigger("analytics.trigger", analytics.trigger)
+    _check_etl(settings.etl)
+    kafka = settings.kafka
+    for key in ("max_offsets_per_trigger", "min_offsets_per_trigger"):
+        if getattr(kafka, key) < 0:
+            raise ConfigError(f"kafka.{key} must be 0 (no limit) or more")
+    if kafka.max_offsets_per_trigger and kafka.min_offsets_per_trigger > kafka.max_offsets_per_trigger:
+        raise ConfigError("kafka.min_offsets_per_trigger must not be above kafka.max_offsets_per_trigger")
+    contract = settings.contract
+    _check_choices("contract.schema_versions", contract.schema_versions, KNOWN_SCHEMA_VERSIONS)
+    if not contract.extractors:
+        raise ConfigError("contract.extractors must list at least one format")
+    _check_choices("contract.extractors", contract.extractors, KNOWN_EXTRACTORS)
+    _check_choices("contract.default_format", [contract.default_format], contract.extractors)
     if analytics.slide is not None and analytics.slide > analytics.window:
         raise ConfigError("analytics.slide must not be longer than analytics.window")
     if not settings.contract.schema_versions:
@@ -265,7 +356,9 @@ def _with_absolute_paths(settings: Settings) -> Settings:
         checkpoint_root=_absolute(settings.storage.checkpoint_root),
     )
     spark = dataclasses.replace(settings.spark, jars_dir=_absolute(settings.spark.jars_dir))
-    return dataclasses.replace(settings, storage=storage, spark=spark)
+    enrich = dataclasses.replace(settings.etl.enrich, dimension_csv=_absolute(settings.etl.enrich.dimension_csv))
+    etl = dataclasses.replace(settings.etl, enrich=enrich)
+    return dataclasses.replace(settings, storage=storage, spark=spark, etl=etl)
 
 
 def resolve_secret(value: str) -> str:

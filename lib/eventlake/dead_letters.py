@@ -8,14 +8,15 @@ from pyspark.sql import functions as F
 DEAD_LETTERS_TABLE = "dead_letters"
 
 
-def to_dead_letters(invalid: DataFrame, job: str, stage: str) -> DataFrame:
-    """Rows with the raw Kafka columns and ``error_code``/``error_message`` -> rows of ``dead_letters``."""
+def to_dead_letters(invalid: DataFrame, job: str) -> DataFrame:
+    """Rows with the raw Kafka columns and ``error_code``/``error_message``/``error_stage`` -> rows of
+    ``dead_letters``."""
     return invalid.select(
         F.col("key").alias("raw_key"),
         F.col("value").alias("raw_value"),
         "error_code",
         "error_message",
-        F.lit(stage).alias("stage"),
+        F.col("error_stage").alias("stage"),
         F.lit(job).alias("job"),
         "topic",
         "partition",

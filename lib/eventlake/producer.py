@@ -23,6 +23,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from eventlake.config import parse_duration
+from eventlake.contract import CONTENT_TYPE_HEADER, EXTRACTOR_MEDIA_TYPES
 from eventlake.errors import EnvironmentProblem
 from eventlake.kafka_admin import librdkafka_options, require_topic
 
@@ -45,6 +46,8 @@ OUT_OF_ORDER_SHIFT_MS = (1_000, 4 * 60_000)
 LATE_SHIFT_MS = (30 * 60_000, 60 * 60_000)
 DUPLICATE_LOOKBACK = 10
 
+KV_MEDIA_TYPE = EXTRACTOR_MEDIA_TYPES["kv"]
+
 _KIND_ORDER = ("valid", "duplicate", "out_of_order", "late", "malformed")
 
 
@@ -56,6 +59,7 @@ class ProducedRecord:
     key: bytes | None
     value: bytes | None
     kind: str
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def format_event_time(moment: datetime) -> str:
@@ -75,10 +79,14 @@ def generate_records(
     late_ratio: float = 0.0,
     malformed_ratio: float = 0.0,
     sources: Sequence[str] = ("web", "mobile"),
+    kv_ratio: float = 0.0,
+    v2_ratio: float = 0.0,
 ) -> list[ProducedRecord]:
     """``count`` records whose event times advance evenly from ``start_time`` across ``span``.
 
     Each ratio is the probability that a record is of that kind (their sum at most 1); the rest are valid.
+    Independently, ``v2_ratio`` of the well-formed events are written in contract version 2 and
+    ``kv_ratio`` of them as ``key=value`` lines (with a ``content-type: text/x-key-value`` header).
     A duplicate repeats the exact key and value of one of the last few valid records whose event time is
     at most 4 minutes earlier (when there is none, a valid record is made instead). A naive ``start_time``
     is taken as UTC. Deterministic: only ``random.Random(seed)`` is used.
@@ -90,6 +98,9 @@ def generate_records(
         "malformed": malformed_ratio,
     }
     _check_generator_arguments(count, users, event_types, sources, span, ratios)
+    for name, ratio in (("kv", kv_ratio), ("v2", v2_ratio)):
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"the {name} ratio must be between 0 and 1, got {ratio}")
     if start_time.tzinfo is None:
         start_time = start_time.replace(tzinfo=UTC)
     rng = random.Random(seed)
@@ -103,7 +114,7 @@ def generate_records(
             candidates = [record for moment, record in recent_valid if base_time - moment <= timedelta(minutes=4)]
             if candidates:
                 original = rng.choice(candidates)
-                records.append(ProducedRecord(original.key, original.value, "duplicate"))
+                records.append(ProducedRecord(original.key, original.value, "duplicate", original.headers))
                 continue
             kind = "valid"
         event = _event(rng, users, event_types, sources)
@@ -119,7 +130,13 @@ def generate_records(
             records.append(ProducedRecord(event["data"]["user_id"].encode(), value, f"malformed:{what}"))
             continue
         event["timestamp"] = format_event_time(event_time)
-        record = ProducedRecord(event["data"]["user_id"].encode(), _encode(event), kind)
+        # Drawn only when asked for, so that the records of a seed stay the same without these options.
+        if v2_ratio and rng.random() < v2_ratio:
+            event = _as_version_2(rng, event)
+        value, headers = _encode(event), ()
+        if kv_ratio and rng.random() < kv_ratio:
+            value, headers = _encode_key_value(event), ((CONTENT_TYPE_HEADER, KV_MEDIA_TYPE.encode()),)
+        record = ProducedRecord(event["data"]["user_id"].encode(), value, kind, headers)
         records.append(record)
         if kind == "valid":
             recent_valid.append((event_time, record))
@@ -180,6 +197,19 @@ def _event(rng: random.Random, users: int, event_types: Sequence[str], sources: 
         "type": event_type,
         "data": data,
     }
+
+
+def _as_version_2(rng: random.Random, event: dict[str, Any]) -> dict[str, Any]:
+    """The event in contract version 2: ``type`` is called ``event_type``, and a ``session_id`` is added."""
+    renamed = {("event_type" if key == "type" else key): value for key, value in event.items()}
+    return {**renamed, "schema_version": "2", "session_id": f"session-{rng.randint(1, 999_999):06d}"}
+
+
+def _encode_key_value(event: dict[str, Any]) -> bytes:
+    """The event as ``key=value`` pairs separated by ``; `` (data fields as ``data.<name>``)."""
+    pairs = [f"{key}={value}" for key, value in event.items() if key != "data"]
+    pairs += [f"data.{key}={value}" for key, value in event.get("data", {}).items()]
+    return "; ".join(pairs).encode("utf-8")
 
 
 def _encode(document: Any) -> bytes:
@@ -326,7 +356,9 @@ def send_records(
 def _produce(producer: Any, topic: str, record: ProducedRecord, on_delivery: Any) -> None:
     while True:
         try:
-            producer.produce(topic, value=record.value, key=record.key, on_delivery=on_delivery)
+            producer.produce(
+                topic, value=record.value, key=record.key, headers=list(record.headers) or None, on_delivery=on_delivery
+            )
             return
         except BufferError:
             # The local queue is full: serve deliveries until there is room again.
@@ -367,6 +399,8 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--out-of-order", type=float, default=0.0, metavar="RATIO", help="events 1 second to 4 minutes behind")
     add("--late", type=float, default=0.0, metavar="RATIO", help="events 30 to 60 minutes behind")
     add("--malformed", type=float, default=0.0, metavar="RATIO", help="records that break the contract")
+    add("--kv", type=float, default=0.0, metavar="RATIO", help="events sent as key=value lines instead of JSON")
+    add("--v2", type=float, default=0.0, metavar="RATIO", help="events in contract version 2")
     add("--file", metavar="PATH", help="send this JSON-lines file line by line instead of generating events")
     return parser.parse_args(argv)
 
@@ -392,6 +426,8 @@ def _records(args: argparse.Namespace) -> list[ProducedRecord]:
         out_of_order_ratio=args.out_of_order,
         late_ratio=args.late,
         malformed_ratio=args.malformed,
+        kv_ratio=args.kv,
+        v2_ratio=args.v2,
     )
 
 

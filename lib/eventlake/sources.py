@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
 
-from eventlake.config import KafkaSettings, resolve_secret
+from eventlake.config import KafkaSettings, resolve_secret, spark_interval
 
 
 def kafka_source_options(kafka: KafkaSettings) -> dict[str, str]:
@@ -18,6 +18,11 @@ def kafka_source_options(kafka: KafkaSettings) -> dict[str, str]:
     }
     if kafka.max_offsets_per_trigger > 0:
         options["maxOffsetsPerTrigger"] = str(kafka.max_offsets_per_trigger)
+    if kafka.min_offsets_per_trigger > 0:
+        # Wait for this many new records before a batch, but never longer than max_trigger_delay.
+        options["minOffsetsPerTrigger"] = str(kafka.min_offsets_per_trigger)
+    if kafka.max_trigger_delay is not None:
+        options["maxTriggerDelay"] = spark_interval(kafka.max_trigger_delay)
     options.update({key: resolve_secret(value) for key, value in kafka.options.items()})
     return options
 

@@ -22,8 +22,9 @@ class Delivered:
     offset: int
 
 
-def send(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> list[Delivered]:
-    """Produce (key, value) pairs in order, idempotently, and return where each one landed, in that order."""
+def send(bootstrap: str, topic: str, records: list[tuple]) -> list[Delivered]:
+    """Produce (key, value) or (key, value, headers) records in order, idempotently, and return where each
+    one landed, in that order."""
     producer = Producer(producer_config(bootstrap))
     delivered: list[Delivered | None] = [None] * len(records)
     errors: list[str] = []
@@ -37,8 +38,9 @@ def send(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | N
 
         return on_delivery
 
-    for index, (key, value) in enumerate(records):
-        producer.produce(topic, value=value, key=key, on_delivery=on_delivery_of(index))
+    for index, (key, value, *headers) in enumerate(records):
+        headers = headers[0] if headers else None
+        producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery_of(index))
     producer.flush(30)
     assert not errors, errors
     assert all(delivered), "some records were not acknowledged"

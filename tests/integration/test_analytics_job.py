@@ -121,7 +121,11 @@ def test_windows_and_dead_letters_across_two_runs_on_one_checkpoint(spark, job_s
         ]
     )
     dead = read_table(spark, job_settings, DEAD_LETTERS_TABLE)
-    assert {(row.job, row.stage, row.topic) for row in dead.collect()} == {("analytics", "contract", fresh_topic)}
+    assert sorted((row.error_code, row.stage, row.job, row.topic) for row in dead.collect()) == [
+        ("EMPTY_VALUE", "extract", "analytics", fresh_topic),
+        ("MISSING_FIELD", "contract", "analytics", fresh_topic),
+        ("NOT_JSON", "extract", "analytics", fresh_topic),
+    ]
 
     # The metrics account for every record: the duplicates e1 (same batch) and e7 (across runs), the late e8.
     metrics = read_table(spark, job_settings, METRICS_TABLE)

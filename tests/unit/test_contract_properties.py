@@ -40,7 +40,7 @@ EPOCH = datetime(1970, 1, 1)
 LATEST_KAFKA_TIME = datetime(2200, 1, 1)
 CODES = {code.value for code in ErrorCode}
 EVENT_FIELDS = ("event_id", "event_time", "source", "schema_version", "event_type")
-RESERVED_KEYS = {*REQUIRED_STRING_FIELDS, "data"}
+RESERVED_KEYS = {*REQUIRED_STRING_FIELDS, "data", "event_type", "session_id"}  # version 2 reads the last two
 ABSENT = object()  # a field left out of the JSON document
 
 
@@ -528,9 +528,13 @@ def wrongly_typed_events(draw):
         payload = example.data if isinstance(example.data, dict) else {}
         document["data"] = {**payload, "user_id": draw(NON_STRING_JSON)}
 
-    # The first failing check wins: every MISSING_FIELD check comes before every WRONG_TYPE check.
-    missing = [name for name in REQUIRED_STRING_FIELDS if name in broken and replacements[name] in (ABSENT, None)]
-    wrong = [name for name in REQUIRED_STRING_FIELDS if name in broken and name not in missing]
+    # The first failing check wins: schema_version first (the other fields depend on it), then every
+    # MISSING_FIELD check before every WRONG_TYPE check.
+    order = ["schema_version", *(name for name in REQUIRED_STRING_FIELDS if name != "schema_version")]
+    missing = [name for name in order if name in broken and replacements[name] in (ABSENT, None)]
+    wrong = [name for name in order if name in broken and name not in missing]
+    if "schema_version" in wrong:
+        missing = []
     if missing:
         return encode(draw, document), ErrorCode.MISSING_FIELD, re.escape(
             f"required field '{missing[0]}' is missing or null"
@@ -666,10 +670,18 @@ def test_event_times_before_1970_are_too_early(kafka_rows, cases):
         assert row.error_message == f"timestamp '{timestamp}' is before {DEFAULT.min_event_time}"
 
 
+def in_version(document: dict[str, Any], version: str) -> dict[str, Any]:
+    """A version-1 document rewritten as ``version``: version 2 calls ``type`` ``event_type``."""
+    document = {**document, "schema_version": version}
+    if version == "2":
+        document["event_type"] = document.pop("type")
+    return document
+
+
 @TARGETED
 @given(
     data=st.data(),
-    versions=st.lists(st.one_of(st.just("1"), NON_BLANK), min_size=1, max_size=3, unique=True).map(tuple),
+    versions=st.sampled_from([("1",), ("2",), ("1", "2"), ("2", "1")]),
 )
 def test_schema_versions_not_configured_are_unknown(kafka_rows, data, versions):
     contract = ContractSettings(schema_versions=versions)
@@ -677,24 +689,24 @@ def test_schema_versions_not_configured_are_unknown(kafka_rows, data, versions):
         st.lists(
             st.tuples(
                 valid_events(kafka_times=st.just(KAFKA_TIME)),
-                st.one_of(NON_BLANK.filter(lambda version: version not in versions), st.sampled_from(versions)),
+                st.one_of(NON_BLANK.filter(lambda version: version not in versions), st.sampled_from(["1", "2"])),
             ),
             min_size=15,
             max_size=80,
         ),
         label="events",
     )
-    values = [json.dumps({**example.document, "schema_version": version}).encode() for example, version in cases]
+    values = [json.dumps(in_version(example.document, version)).encode() for example, version in cases]
     records = [(value, KAFKA_TIME) for value in values]
-    rows = parse(kafka_rows, records, contract, ["error_code", "error_message", "schema_version"])
+    rows = parse(kafka_rows, records, contract, ["error_code", "error_message", "schema_version", "event_type"])
 
     expected = [None if version in versions else ErrorCode.UNKNOWN_SCHEMA_VERSION for _, version in cases]
     assert_codes(rows, expected, values)
-    for row, (_, version) in zip(rows, cases):
+    for row, (example, version) in zip(rows, cases):
         if version not in versions:
             assert row.error_message == f"schema_version '{version}' is not one of {', '.join(versions)}"
         else:
-            assert row.schema_version == version
+            assert (row.schema_version, row.event_type) == (version, example.document["type"])
 
 
 def escaped_key(key: str) -> str:

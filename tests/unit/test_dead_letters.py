@@ -13,11 +13,11 @@ from eventlake.dead_letters import to_dead_letters
 def test_dead_letters_keep_raw_bytes_reason_and_kafka_coordinates(spark, kafka_rows):
     raw = kafka_rows([b"\xff not json", b'{"event_id": "x"}'], topic="events")
     dead = invalid_records(raw.transform(parse_events, ContractSettings())).transform(
-        to_dead_letters, job="analytics", stage="contract"
+        to_dead_letters, job="analytics"
     )
     expected = spark.createDataFrame(
         [
-            (bytearray(b"\xff not json"), "INVALID_UTF8", "contract", "analytics", "events", 0, 0, datetime(2026, 1, 1, 12)),
+            (bytearray(b"\xff not json"), "INVALID_UTF8", "extract", "analytics", "events", 0, 0, datetime(2026, 1, 1, 12)),
             (bytearray(b'{"event_id": "x"}'), "MISSING_FIELD", "contract", "analytics", "events", 0, 1, datetime(2026, 1, 1, 12)),
         ],
         "raw_value binary, error_code string, stage string, job string, topic string, partition int, offset long,"

@@ -250,3 +250,32 @@ def test_cli_user_errors_are_one_line_and_exit_2(argv, message, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_kv_and_version_2_records_are_drawn_on_request_only():
+    plain = generate_records(200, seed=3, start_time=START, span=SPAN)
+    mixed = generate_records(200, seed=3, start_time=START, span=SPAN, kv_ratio=0.5, v2_ratio=0.5)
+    assert all(record.headers == () for record in plain)
+    kv = [record for record in mixed if record.headers == (("content-type", b"text/x-key-value"),)]
+    documents = [json.loads(record.value) for record in mixed if not record.headers]
+    assert 60 < len(kv) < 140
+    assert 30 < sum(document["schema_version"] == "2" for document in documents) < 90
+
+
+def test_a_version_2_event_renames_type_and_adds_a_session():
+    record = generate_records(1, seed=5, start_time=START, span=SPAN, v2_ratio=1.0)[0]
+    document = json.loads(record.value)
+    assert document["schema_version"] == "2" and "type" not in document
+    assert document["event_type"] in ("pageview", "click", "purchase", "signup")
+    assert re.fullmatch(r"session-\d{6}", document["session_id"])
+
+
+def test_a_kv_record_carries_the_same_fields_as_its_json_twin():
+    as_json = generate_records(1, seed=8, start_time=START, span=SPAN)[0]
+    as_kv = generate_records(1, seed=8, start_time=START, span=SPAN, kv_ratio=1.0)[0]
+    document = json.loads(as_json.value)
+    pairs = dict(pair.split("=", 1) for pair in as_kv.value.decode().split("; "))
+    expected = {key: str(value) for key, value in document.items() if key != "data"}
+    expected.update({f"data.{key}": str(value) for key, value in document["data"].items()})
+    assert pairs == expected
+    assert as_kv.key == as_json.key
