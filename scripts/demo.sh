@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole thing on this machine, from nothing: set up, start the local Kafka broker, send a sample stream
-# (with duplicates, out-of-order, late and malformed records), run the analytics job over it, and print the
-# windows and dead letters it wrote to Delta. The demo keeps to its own topic and folders (demo-events,
+# (with duplicates, out-of-order, late and malformed records, in two formats and two contract versions), run
+# the analytics job and the ETL job over it, and print what they wrote to Delta. The demo keeps to its own topic and folders (demo-events,
 # data/demo/) and starts them afresh on every run, so it never touches your own tables.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,9 +19,9 @@ scripts/kafka.sh delete-topic "$topic" >/dev/null 2>&1 || true
 rm -rf data/demo
 scripts/kafka.sh create-topic "$topic" --partitions 4
 
-step "sample stream: 5,000 events over the last 40 minutes"
+step "sample stream: 5,000 events over the last 40 minutes (10% as key=value lines, 20% in contract version 2)"
 scripts/produce.sh --topic "$topic" --count 5000 --span "40 minutes" --seed 7 \
-    --duplicates 0.05 --out-of-order 0.05 --late 0.01 --malformed 0.02
+    --duplicates 0.05 --out-of-order 0.05 --late 0.01 --malformed 0.02 --kv 0.1 --v2 0.2
 
 step "spark-submit jobs/analytics.py (availableNow, at most 1,000 records a micro-batch)"
 source .venv/bin/activate
@@ -32,13 +32,28 @@ scripts/query.sh "${demo[@]}" --limit 200 \
     "SELECT window_start, window_end, event_type, event_count, distinct_users
      FROM analytics_windows ORDER BY window_start, event_type"
 
-step "dead_letters by error code"
-scripts/query.sh "${demo[@]}" \
-    "SELECT error_code, count(*) AS records, min(error_message) AS example
-     FROM dead_letters GROUP BY error_code ORDER BY records DESC"
-
-step "reconciliation: every record read is accounted for"
+step "reconciliation of the analytics job: every record read is accounted for"
 scripts/reconcile.sh "${demo[@]}"
 
+step "spark-submit jobs/etl.py (bronze, silver, dead letters; at most 2,500 records a micro-batch)"
+spark-submit jobs/etl.py "${demo[@]}" --set kafka.max_offsets_per_trigger=2500
+
+step "silver_events by day and type: events, contract versions, enrichment"
+scripts/query.sh "${demo[@]}" \
+    "SELECT event_date, event_type, count(*) AS events, count_if(schema_version = '2') AS version_2,
+            count_if(enriched) AS enriched, count_if(NOT enriched) AS dimension_misses
+     FROM silver_events GROUP BY event_date, event_type ORDER BY event_date, event_type"
+
+step "records in bronze, events in silver"
+scripts/query.sh "${demo[@]}" \
+    "SELECT (SELECT count(*) FROM bronze_events) AS bronze_records,
+            (SELECT count(*) FROM silver_events) AS silver_events,
+            (SELECT count(*) FROM dead_letters WHERE job = 'etl') AS etl_dead_letters"
+
+step "dead_letters by job, stage and error code"
+scripts/query.sh "${demo[@]}" \
+    "SELECT job, stage, error_code, count(*) AS records, min(error_message) AS example
+     FROM dead_letters GROUP BY job, stage, error_code ORDER BY job, records DESC"
+
 printf '\nThe broker keeps running (scripts/kafka.sh stop ends it). Query the tables yourself:\n'
-printf '  scripts/query.sh %s "SELECT * FROM dead_letters LIMIT 5"\n' "${demo[*]}"
+printf '  scripts/query.sh %s "SELECT * FROM silver_events LIMIT 5"\n' "${demo[*]}"

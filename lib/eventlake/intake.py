@@ -7,12 +7,15 @@ records were valid and invalid. Together they prove that every offset was read o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from eventlake.config import StorageSettings
+from eventlake.config import RetrySettings, StorageSettings
 from eventlake.contract import invalid_records
 from eventlake.dead_letters import DEAD_LETTERS_TABLE, to_dead_letters
+from eventlake.retry import with_retries
 from eventlake.sinks import append_once
 
 INTAKE_TABLE = "intake_batches"
@@ -34,14 +37,33 @@ def count_intake_per_partition(parsed: DataFrame, job: str, batch_id: int) -> Da
 
 
 def write_intake_batch(
-    parsed: DataFrame, batch_id: int, *, job: str, storage: StorageSettings, writer_id: str
+    parsed: DataFrame,
+    batch_id: int,
+    *,
+    job: str,
+    storage: StorageSettings,
+    writer_id: str,
+    retry: RetrySettings = RetrySettings(max_attempts=1),
+    write_valid: Callable[[DataFrame, int], None] | None = None,
 ) -> None:
-    """Write one micro-batch's dead letters and intake counts, each at most once per batch id."""
+    """Write one micro-batch: its dead letters, then (when given) ``write_valid(rows, batch_id)`` for the
+    valid rows, then the intake counts, each idempotent per batch id and retried on transient failures.
+    The intake counts go last, so a batch with its ``intake_batches`` rows is a batch written whole."""
     parsed.persist()
     try:
-        dead_letters = invalid_records(parsed).transform(to_dead_letters, job=job, stage="contract")
-        append_once(dead_letters, storage.table_path(DEAD_LETTERS_TABLE), writer_id, batch_id)
+        dead_letters = invalid_records(parsed).transform(to_dead_letters, job=job)
+        with_retries(
+            lambda: append_once(dead_letters, storage.table_path(DEAD_LETTERS_TABLE), writer_id, batch_id),
+            retry,
+            f"{job}: writing the dead letters of batch {batch_id}",
+        )
+        if write_valid is not None:
+            write_valid(parsed, batch_id)
         intake = count_intake_per_partition(parsed, job, batch_id)
-        append_once(intake, storage.table_path(INTAKE_TABLE), writer_id, batch_id)
+        with_retries(
+            lambda: append_once(intake, storage.table_path(INTAKE_TABLE), writer_id, batch_id),
+            retry,
+            f"{job}: writing the intake counts of batch {batch_id}",
+        )
     finally:
         parsed.unpersist()

@@ -59,11 +59,24 @@ _DATA_LOSS_HINT = (
 )
 
 
+def _python_error(text: str) -> str | None:
+    """The ``module.Error: message`` line of the last Python traceback in ``text`` (an error raised in a
+    foreachBatch function reaches us inside Spark's own error; with a chain of causes, the last traceback
+    is the error that was raised), or None."""
+    lines = text.splitlines()
+    starts = [number for number, line in enumerate(lines) if "Traceback (most recent call last)" in line]
+    if not starts:
+        return None
+    return next((line.strip() for line in lines[starts[-1] + 1 :] if line.strip() and not line[:1].isspace()), None)
+
+
 def describe_failure(failure: Exception) -> str:
     """The first line of a query failure (Spark appends the whole plan), with the fix for known causes."""
     text = str(failure)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    first = next((line for line in lines if "Exception" in line or "Error" in line), lines[0] if lines else text)
+    first = _python_error(text) or next(
+        (line for line in lines if "Exception" in line or "Error" in line), lines[0] if lines else text
+    )
     if "failOnDataLoss" in text or "data may have been missed" in text or "DATA_LOSS" in text:
         return first + _DATA_LOSS_HINT
     return first

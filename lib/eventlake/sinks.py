@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
@@ -38,18 +39,49 @@ def batch_writer_id(query_name: str, checkpoint: str) -> str:
     return f"{query_name}-{hashlib.sha256(checkpoint.encode()).hexdigest()[:16]}"
 
 
-def append_once(rows: DataFrame, table_path: str, writer_id: str, batch_id: int) -> None:
+def append_once(
+    rows: DataFrame, table_path: str, writer_id: str, batch_id: int, partition_by: Sequence[str] = ()
+) -> None:
     """Append ``rows`` to a Delta table unless batch ``batch_id`` of ``writer_id`` is already in it.
 
     Delta records (txnAppId, txnVersion) in the same commit as the rows and skips a write whose version
     is not newer, so a micro-batch that is replayed after a crash changes nothing.
     """
+    writer = rows.write.format("delta").mode("append").option("txnAppId", writer_id).option("txnVersion", batch_id)
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    writer.save(table_path)
+
+
+def insert_new_rows(rows: DataFrame, table_path: str, key: str, partition_column: str) -> None:
+    """Insert the rows whose ``key`` is not in the Delta table yet (an insert-only MERGE), creating the
+    table, partitioned by ``partition_column``, on first use. Duplicates of a key are expected to share
+    its partition (a duplicate is the same event again), which lets the MERGE read only the partitions
+    of the batch. Running it again with the same rows inserts nothing: it is idempotent. Columns the
+    table does not have yet are added (schema evolution)."""
+    spark = rows.sparkSession
+    partitions = [row[0] for row in rows.select(partition_column).distinct().collect()]
+    if not partitions:
+        return
     (
-        rows.write.format("delta")
-        .mode("append")
-        .option("txnAppId", writer_id)
-        .option("txnVersion", batch_id)
-        .save(table_path)
+        DeltaTable.createIfNotExists(spark)
+        .location(table_path)
+        .addColumns(rows.schema)
+        .partitionedBy(partition_column)
+        .execute()
+    )
+    listed = ", ".join(f"'{value}'" for value in sorted(map(str, partitions)))
+    condition = (
+        f"existing.{partition_column} IN ({listed}) AND existing.{partition_column} = new.{partition_column}"
+        f" AND existing.{key} = new.{key}"
+    )
+    (
+        DeltaTable.forPath(spark, table_path)
+        .alias("existing")
+        .merge(rows.alias("new"), condition)
+        .whenNotMatchedInsertAll()
+        .withSchemaEvolution()
+        .execute()
     )
 
 

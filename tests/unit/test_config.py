@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from eventlake.config import ConfigError, load_settings, parse_duration, resolve_secret, spark_interval
+from eventlake.sources import kafka_source_options
 
 LOCAL = Path(__file__).resolve().parents[2] / "conf" / "local.toml"
 
@@ -35,7 +37,7 @@ def test_local_config_loads_with_typed_values_and_absolute_paths():
     assert settings.analytics.watermark == timedelta(minutes=10)
     assert settings.analytics.slide is None
     assert settings.kafka.fail_on_data_loss is True
-    assert settings.contract.schema_versions == ("1",)
+    assert settings.contract.schema_versions == ("1", "2")
     assert Path(settings.storage.tables_root).is_absolute()
     assert settings.storage.checkpoint_path("analytics", "windows").endswith("/checkpoints/analytics/windows")
 
@@ -91,3 +93,54 @@ def test_secrets_come_from_the_environment(monkeypatch):
     monkeypatch.delenv("EVENTLAKE_TEST_SECRET")
     with pytest.raises(ConfigError, match="EVENTLAKE_TEST_SECRET is not set"):
         resolve_secret("env:EVENTLAKE_TEST_SECRET")
+
+
+def test_the_etl_section_loads_typed():
+    etl = load_settings(LOCAL).etl
+    contract = load_settings(LOCAL).contract
+    assert contract.extractors == ("json", "kv") and contract.default_format == "json"
+    assert etl.transforms == ("normalise", "promote_fields", "enrich", "mask_pii")
+    assert etl.promote["amount"] == "decimal(12,2)"
+    assert Path(etl.enrich.dimension_csv).is_absolute() and Path(etl.enrich.dimension_csv).is_file()
+    assert etl.retry.initial_backoff == timedelta(seconds=1) and etl.retry.max_attempts == 5
+    promoted = load_settings(LOCAL, ["etl.promote.coupon=string"]).etl.promote
+    assert promoted["coupon"] == "string" and "page" in promoted
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("contract.extractors=['json', 'csv']", "contract.extractors: 'csv' is not one of json, kv"),
+        ("contract.default_format=kv", None),
+        ("contract.extractors=['json']", None),
+        ("etl.enrich.on_miss=drop", "etl.enrich.on_miss: 'drop' is not one of keep, dead_letter"),
+        ("etl.retry.max_attempts=0", "etl.retry.max_attempts must be at least 1"),
+        ("etl.trigger=soon", "etl.trigger must be 'availableNow' or an interval"),
+        ("contract.schema_versions=['1', '7']", "contract.schema_versions: '7' is not one of 1, 2"),
+        ("kafka.min_offsets_per_trigger=-1", "kafka.min_offsets_per_trigger must be 0 (no limit) or more"),
+    ],
+)
+def test_bad_etl_settings_name_the_key(override, message):
+    if message is None:  # each of these is fine on its own
+        load_settings(LOCAL, [override])
+        return
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(LOCAL, [override])
+
+
+def test_a_default_format_that_is_not_read_is_refused():
+    with pytest.raises(ConfigError, match="contract.default_format: 'kv' is not one of json"):
+        load_settings(LOCAL, ["contract.extractors=['json']", "contract.default_format=kv"])
+
+
+def test_back_pressure_settings_become_kafka_source_options():
+    settings = load_settings(
+        LOCAL,
+        ["kafka.max_offsets_per_trigger=1000", "kafka.min_offsets_per_trigger=200", "kafka.max_trigger_delay=30 seconds"],
+    )
+    options = kafka_source_options(settings.kafka)
+    assert (options["maxOffsetsPerTrigger"], options["minOffsetsPerTrigger"], options["maxTriggerDelay"]) == (
+        "1000", "200", "30 seconds"
+    )
+    defaults = kafka_source_options(load_settings(LOCAL).kafka)
+    assert not {"maxOffsetsPerTrigger", "minOffsetsPerTrigger", "maxTriggerDelay"} & set(defaults)

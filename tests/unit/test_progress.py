@@ -56,3 +56,23 @@ def test_metrics_row_sums_state_operators_and_keeps_times_in_utc():
     assert (row["batch_id"], row["input_rows"], row["kafka_lag"], row["job"]) == (3, 120, 6, "analytics")
     assert row["batch_time"] == datetime(2026, 1, 1, 10, 0)
     assert row["watermark"] == datetime(2026, 1, 1, 9, 50)
+
+
+def test_a_python_error_in_a_batch_function_is_described_by_its_own_line():
+    from eventlake.runner import describe_failure
+
+    text = (
+        "[FOREACH_BATCH_USER_FUNCTION_ERROR] An error occurred in the user provided function in foreach batch sink.\n"
+        "Reason: An exception was raised by the Python Proxy. Return Message: Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in call\n    raise Py4JJavaError\n'
+        "py4j.protocol.Py4JJavaError: An error occurred while calling o1.execute.\n"
+        ": java.io.IOException: Mkdirs failed\n\tat org.apache.hadoop.fs.Foo(Foo.java:1)\n\n"
+        "The above exception was the direct cause of the following exception:\n\n"
+        "Traceback (most recent call last):\n"
+        '  File "retry.py", line 60, in with_retries\n'
+        "eventlake.retry.RetriesExhausted: etl: writing batch 0 to silver_events: gave up after 2 attempts\n"
+        "\tat org.apache.spark.Foo(Foo.scala:1)\n"
+    )
+    assert describe_failure(RuntimeError(text)) == (
+        "eventlake.retry.RetriesExhausted: etl: writing batch 0 to silver_events: gave up after 2 attempts"
+    )
