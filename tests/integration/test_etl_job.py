@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import subprocess
 import threading
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from eventlake.config import load_settings
+from eventlake.config import ConfigError, load_settings
 from eventlake.contract import CONTENT_TYPE_HEADER
 from eventlake.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.etl import BRONZE_TABLE, SILVER_TABLE, start_etl_queries
@@ -253,3 +254,18 @@ def start_etl_script(job_settings, stderr, *overrides):
         _script_arguments(job_settings, overrides), cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
         stderr=stderr, text=True, bufsize=1,
     )
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["etl.pii.drop=['email']"], "etl.transforms ['normalise', 'promote_fields', 'enrich', 'mask_pii'] cannot run: "
+                                     "etl.pii names 'email', which is not a column here"),
+        (["etl.transforms=['normalise', 'enrich']"], "etl.transforms ['normalise', 'enrich'] cannot run: "),
+        (["etl.transforms=['normalise', 'dedupe']"], "cannot run: unknown ETL stage 'dedupe'"),
+    ],
+)
+def test_stages_that_cannot_run_stop_the_job_at_start(spark, job_settings, overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        start_etl_queries(spark, etl_settings(job_settings, *overrides))
+    assert not spark.streams.active
