@@ -55,5 +55,8 @@ scripts/query.sh "${demo[@]}" \
     "SELECT job, stage, error_code, count(*) AS records, min(error_message) AS example
      FROM dead_letters GROUP BY job, stage, error_code ORDER BY job, records DESC"
 
+step "health report: per job figures, and charts in data/demo/health.png"
+scripts/health.sh "${demo[@]}" --out data/demo/health.png
+
 printf '\nThe broker keeps running (scripts/kafka.sh stop ends it). Query the tables yourself:\n'
 printf '  scripts/query.sh %s "SELECT * FROM silver_events LIMIT 5"\n' "${demo[*]}"

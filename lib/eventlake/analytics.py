@@ -16,7 +16,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from eventlake.config import AnalyticsSettings, Settings
 from eventlake.contract import parse_events, valid_events
-from eventlake.intake import write_intake_batch
+from eventlake.intake import observe_dead_letters, write_intake_batch
 from eventlake.sinks import batch_writer_id, start_batch_stream, start_delta_stream
 from eventlake.sources import read_kafka_stream
 from eventlake.storage_checks import claim_checkpoint, require_folder
@@ -58,5 +58,7 @@ def start_analytics_queries(spark: SparkSession, settings: Settings) -> list[Str
             storage.checkpoint_path(JOB, "windows"),
             trigger,
         ),
-        start_batch_stream(parsed, write_intake, f"{JOB}_intake", intake_checkpoint, trigger),
+        start_batch_stream(
+            parsed.transform(observe_dead_letters), write_intake, f"{JOB}_intake", intake_checkpoint, trigger
+        ),
     ]

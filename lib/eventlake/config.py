@@ -81,12 +81,16 @@ class ContractSettings:
 
 @dataclass(frozen=True)
 class SparkSettings:
-    """How the SparkSession is built. ``master`` empty leaves it to spark-submit (clusters)."""
+    """How the SparkSession is built. ``master`` empty leaves it to spark-submit (clusters).
+    ``prometheus`` turns on Spark's UI on ``ui_port`` with its Prometheus endpoints and the streaming
+    query metrics."""
 
     master: str = "local[2]"
     app_name: str = "eventlake"
     jars_dir: str = "jars/spark"
     log_level: str = "WARN"
+    prometheus: bool = False
+    ui_port: int = 4040
     conf: dict[str, str] = field(default_factory=dict)
 
 

@@ -25,7 +25,7 @@ from eventlake.config import ConfigError, RetrySettings, Settings, StorageSettin
 from eventlake.contract import parse_events
 from eventlake.dimensions import ensure_dimension_table
 from eventlake.etl_stages import StageContext, run_stages, to_bronze, to_silver
-from eventlake.intake import write_intake_batch
+from eventlake.intake import observe_dead_letters, write_intake_batch
 from eventlake.retry import with_retries
 from eventlake.sinks import append_once, batch_writer_id, insert_new_rows, start_batch_stream
 from eventlake.sources import read_kafka_stream
@@ -97,5 +97,7 @@ def start_etl_queries(spark: SparkSession, settings: Settings) -> list[Streaming
     )
     return [
         start_batch_stream(raw.transform(to_bronze), write_bronze, f"{JOB}_bronze", bronze_checkpoint, etl.trigger),
-        start_batch_stream(rows, write_silver, f"{JOB}_silver", silver_checkpoint, etl.trigger),
+        start_batch_stream(
+            rows.transform(observe_dead_letters), write_silver, f"{JOB}_silver", silver_checkpoint, etl.trigger
+        ),
     ]

@@ -19,6 +19,15 @@ from eventlake.retry import with_retries
 from eventlake.sinks import append_once
 
 INTAKE_TABLE = "intake_batches"
+# Observed per batch (progress.observedMetrics) and recorded in pipeline_metrics.dead_letters.
+DEAD_LETTER_ROWS = "dead_letter_rows"
+
+
+def observe_dead_letters(parsed: DataFrame) -> DataFrame:
+    """Report, with each micro-batch's progress, how many of its rows are invalid (become dead letters)."""
+    if not parsed.isStreaming:
+        return parsed
+    return parsed.observe(DEAD_LETTER_ROWS, F.count(F.when(F.col("error_code").isNotNull(), 1)).alias("rows"))
 
 
 def count_intake_per_partition(parsed: DataFrame, job: str, batch_id: int) -> DataFrame:

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQueryListener
 
+from eventlake.intake import DEAD_LETTER_ROWS
 from eventlake.progress import kafka_lag
 from eventlake.sinks import append_once
 
@@ -26,7 +27,8 @@ METRICS_SCHEMA = (
     " input_rows long, input_rows_per_second double, processed_rows_per_second double,"
     " batch_duration_ms long, add_batch_ms long, query_planning_ms long, latest_offset_ms long,"
     " wal_commit_ms long, commit_offsets_ms long, watermark timestamp, state_rows long,"
-    " state_memory_bytes long, dropped_late long, dropped_duplicates long, windowed_rows long, kafka_lag long"
+    " state_memory_bytes long, dropped_late long, dropped_duplicates long, windowed_rows long, kafka_lag long,"
+    " dead_letters long"
 )
 
 
@@ -64,6 +66,7 @@ def progress_row(progress: Any, job: str) -> dict[str, Any]:
         "dropped_duplicates": sum(int((op.customMetrics or {}).get("numDroppedDuplicateRows", 0)) for op in operators),
         "windowed_rows": _observed_rows(progress, "windowed_rows"),
         "kafka_lag": kafka_lag(progress.sources),
+        "dead_letters": _observed_rows(progress, DEAD_LETTER_ROWS),
     }
 
 
@@ -127,7 +130,10 @@ class MetricsRecorder(StreamingQueryListener):
                 frame = self.spark.createDataFrame(query_rows, METRICS_SCHEMA)
                 # Progress arrives in batch order per query: the highest batch id is the write's version,
                 # and Delta skips a later write of any batch at or below it (a replay after a restart).
-                append_once(frame, self.table_path, f"metrics-{query_id}", max(r["batch_id"] for r in query_rows))
+                append_once(
+                    frame, self.table_path, f"metrics-{query_id}", max(r["batch_id"] for r in query_rows),
+                    merge_schema=True,  # a table written by an older version gains the new columns
+                )
             except Exception as error:  # metrics must never stop the job
                 self._warn(f"could not write {len(query_rows)} rows to {METRICS_TABLE}: {error}")
 

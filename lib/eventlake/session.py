@@ -33,6 +33,24 @@ _DEFAULTS = {
 }
 
 
+PROMETHEUS_PATH = "/metrics/prometheus"
+
+
+def prometheus_conf(ui_port: int) -> dict[str, str]:
+    """Spark settings that serve the driver's metrics, streaming queries included, in Prometheus' text
+    format at ``http://<driver>:<ui_port>/metrics/prometheus`` (executors at /metrics/executors/prometheus)."""
+    return {
+        "spark.ui.enabled": "true",
+        "spark.ui.port": str(ui_port),
+        "spark.ui.prometheus.enabled": "true",
+        "spark.sql.streaming.metricsEnabled": "true",
+        "spark.metrics.conf.*.sink.prometheusServlet.class": "org.apache.spark.metrics.sink.PrometheusServlet",
+        "spark.metrics.conf.*.sink.prometheusServlet.path": PROMETHEUS_PATH,
+        # Name the metrics after the app, not its id that changes on every run.
+        "spark.metrics.namespace": "${spark.app.name}",
+    }
+
+
 def build_spark_session(settings: SparkSettings) -> SparkSession:
     """Create (or reuse) the SparkSession described by ``settings`` and check its jars are loadable.
 
@@ -46,7 +64,8 @@ def build_spark_session(settings: SparkSettings) -> SparkSession:
         # Honoured when this process starts the JVM (python, pytest); spark-submit reads
         # spark-defaults.conf or --jars instead, which scripts/setup.sh prepares.
         builder = builder.config("spark.jars", ",".join(jars))
-    for key, value in {**_DEFAULTS, **settings.conf}.items():
+    monitoring = prometheus_conf(settings.ui_port) if settings.prometheus else {}
+    for key, value in {**_DEFAULTS, **monitoring, **settings.conf}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.log_level)

@@ -40,7 +40,12 @@ def batch_writer_id(query_name: str, checkpoint: str) -> str:
 
 
 def append_once(
-    rows: DataFrame, table_path: str, writer_id: str, batch_id: int, partition_by: Sequence[str] = ()
+    rows: DataFrame,
+    table_path: str,
+    writer_id: str,
+    batch_id: int,
+    partition_by: Sequence[str] = (),
+    merge_schema: bool = False,
 ) -> None:
     """Append ``rows`` to a Delta table unless batch ``batch_id`` of ``writer_id`` is already in it.
 
@@ -50,6 +55,8 @@ def append_once(
     writer = rows.write.format("delta").mode("append").option("txnAppId", writer_id).option("txnVersion", batch_id)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
     writer.save(table_path)
 
 
