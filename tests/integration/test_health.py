@@ -30,8 +30,20 @@ def test_the_report_prints_the_tables_figures_and_draws_the_charts(
         [event("a", 1, "click", "u1"), event("a", 1, "click", "u1"), event("b", 20, "click", "u2"),
          (None, b"{"), (None, b""), (None, b"[]")],
     )
-    run_queries(spark, job_settings, "analytics", start_analytics_queries)
+    queries = run_queries(spark, job_settings, "analytics", start_analytics_queries)
     capsys.readouterr()
+
+    # The listener's rows are the queries' own progress reports, batch for batch.
+    recorded = {
+        (row.query_id, row.batch_id): row for row in read_table(spark, job_settings, METRICS_TABLE).collect()
+    }
+    progress = [report for query in queries for report in query.recentProgress]
+    assert progress and len(recorded) == len(progress)
+    for report in progress:
+        row = recorded[(str(report.id), report.batchId)]
+        assert (row.query_name, row.input_rows, row.batch_duration_ms, row.add_batch_ms) == (
+            report.name, report.numInputRows, report.batchDuration, report.durationMs.get("addBatch")
+        )
 
     chart = tmp_path / "health.png"
     storage = job_settings.storage
