@@ -23,9 +23,9 @@ step "sample stream: 5,000 events over the last 40 minutes (10% as key=value lin
 scripts/produce.sh --topic "$topic" --count 5000 --span "40 minutes" --seed 7 \
     --duplicates 0.05 --out-of-order 0.05 --late 0.01 --malformed 0.02 --kv 0.1 --v2 0.2
 
-step "spark-submit jobs/analytics.py (availableNow, at most 1,000 records a micro-batch)"
+step "spark-submit jobs/analytics.py (availableNow, at most 2,500 records a micro-batch)"
 source .venv/bin/activate
-spark-submit jobs/analytics.py "${demo[@]}" --set kafka.max_offsets_per_trigger=1000
+spark-submit jobs/analytics.py "${demo[@]}" --set kafka.max_offsets_per_trigger=2500
 
 step "analytics_windows, read back from Delta"
 scripts/query.sh "${demo[@]}" --limit 200 \
