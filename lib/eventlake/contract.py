@@ -55,16 +55,12 @@ CONTRACT_STAGE = "contract"
 
 @dataclass(frozen=True)
 class ContractVersion:
-    """The fields one schema version has beyond ``schema_version``: required non-empty strings (the first
-    three are always ``event_id``, ``timestamp``, ``source``), the field that holds the event type, and
-    optional top-level strings."""
+    """What one schema version has beyond the fields every version requires (``schema_version``,
+    ``event_id``, ``timestamp``, ``source``): the field that holds the event type, and optional
+    top-level strings."""
 
     event_type_field: str
     optional_strings: tuple[str, ...] = ()
-
-    @property
-    def required_strings(self) -> tuple[str, ...]:
-        return ("event_id", "timestamp", "source", self.event_type_field)
 
 
 CONTRACT_VERSIONS: dict[str, ContractVersion] = {
@@ -172,9 +168,9 @@ def start_extract(raw: DataFrame, contract: ContractSettings, extractors: Sequen
     )
 
 
-def _json_field(path: str, document: str = "_doc") -> Column:
-    """The VARIANT at ``path`` of a parsed document, SQL NULL when the path is absent."""
-    return F.expr(f"variant_get({document}, '$.{path}')")
+def _json_field(path: str) -> Column:
+    """The VARIANT at ``path`` of the parsed document, SQL NULL when the path is absent."""
+    return F.expr(f"variant_get(_doc, '$.{path}')")
 
 
 def _json_type(value: Column) -> Column:

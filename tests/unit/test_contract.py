@@ -212,3 +212,11 @@ def test_known_schema_versions_come_from_config(spark, kafka_rows, versions, exp
     v2 = event(schema_version="2", event_type="click", type=REMOVED)
     parsed = kafka_rows([encoded(v2)]).transform(parse_events, contract)
     assert parsed.first().error_code == expected
+
+
+def test_the_config_knows_the_versions_and_formats_the_contract_reads():
+    # config.py lists them to reject a bad config before Spark starts; it cannot import contract.py.
+    from eventlake.config import KNOWN_EXTRACTORS, KNOWN_SCHEMA_VERSIONS
+    from eventlake.contract import CONTRACT_VERSIONS, EXTRACTORS
+
+    assert (set(KNOWN_SCHEMA_VERSIONS), set(KNOWN_EXTRACTORS)) == (set(CONTRACT_VERSIONS), set(EXTRACTORS))
