@@ -173,6 +173,13 @@ def _json_field(path: str) -> Column:
     return F.expr(f"variant_get(_doc, '$.{path}')")
 
 
+def _json_kind(value: Column) -> Column:
+    """STRING, OBJECT or OTHER: all the checks need to know of a VARIANT's JSON type, read from the first
+    character of its JSON text, which is much cheaper than :func:`_json_type` on every row."""
+    first = F.substring(F.to_json(value), 1, 1)
+    return F.when(first == '"', F.lit("STRING")).when(first == "{", F.lit("OBJECT")).otherwise(F.lit("OTHER"))
+
+
 def _json_type(value: Column) -> Column:
     """The JSON type name of a VARIANT: STRING, BIGINT, DOUBLE, BOOLEAN, OBJECT, ARRAY, VOID (null)..."""
     return F.split(F.schema_of_variant(value), "<").getItem(0)
@@ -187,20 +194,29 @@ def _is_one_json_value(text: Column) -> Column:
     return F.coalesce(one & two, F.lit(False))
 
 
-def _extract_with(rows: DataFrame, name: str, document: Column, checks: Callable[[Column], list[Check]]) -> DataFrame:
-    """Set ``_doc`` for the rows in format ``name`` and mark those that fail ``checks(_doc)``."""
+def _text_of(name: str) -> Column:
+    """The record's text when it is still valid and in format ``name``, else NULL. Each extractor reads only
+    this: Spark may evaluate an extractor's expressions on every row, and on NULL they cost nothing."""
+    return F.when((F.col("_format") == name) & F.col("error_code").isNull(), F.col("_text"))
+
+
+def _extract_with(
+    rows: DataFrame, name: str, document: Callable[[Column], Column], checks: Callable[[Column, Column], list[Check]]
+) -> DataFrame:
+    """Set ``_doc`` to ``document(text)`` for the rows in format ``name`` and mark those that fail
+    ``checks(text, _doc)``."""
     mine = (F.col("_format") == name) & F.col("error_code").isNull()
-    rows = rows.withColumn("_doc", F.when(mine, document).otherwise(F.col("_doc")))
-    return mark_invalid(
-        rows, EXTRACT_STAGE, [(mine & condition, code, message) for condition, code, message in checks(F.col("_doc"))]
+    rows = rows.withColumns({"_mine": _text_of(name)}).withColumn(
+        "_doc", F.when(mine, document(F.col("_mine"))).otherwise(F.col("_doc"))
     )
+    checked = [(mine & condition, code, message) for condition, code, message in checks(F.col("_mine"), F.col("_doc"))]
+    return mark_invalid(rows, EXTRACT_STAGE, checked).drop("_mine")
 
 
 def extract_json(rows: DataFrame) -> DataFrame:
     """The ``json`` extractor: one JSON object per record."""
-    text = F.col("_text")
 
-    def checks(doc: Column) -> list[Check]:
+    def checks(text: Column, doc: Column) -> list[Check]:
         return [
             (
                 (doc.isNull() & F.get_json_object(text, "$").isNull()) | ~_is_one_json_value(text),
@@ -213,13 +229,14 @@ def extract_json(rows: DataFrame) -> DataFrame:
                 F.lit("the record is JSON that cannot be read as one document (duplicate keys, or single quotes or raw control characters)"),
             ),
             (
-                _json_type(doc) != "OBJECT",
+                # The text is one JSON value (checked above): an object when its first visible character is {.
+                ~text.rlike(r"^[ \t\n\r]*\{"),
                 ErrorCode.NOT_OBJECT,
                 F.concat(F.lit("the record must be a JSON object, got "), _json_type(doc)),
             ),
         ]
 
-    return _extract_with(rows, "json", F.try_parse_json(text), checks)
+    return _extract_with(rows, "json", F.try_parse_json, checks)
 
 
 # Top-level keys a key=value record may carry; "data.<name>" keys go into the data object.
@@ -231,32 +248,35 @@ def extract_key_value(rows: DataFrame) -> DataFrame:
     trimmed, an empty pair is ignored), for example
     ``event_id=e-1; timestamp=2026-01-31T12:00:00Z; source=web; schema_version=1; type=click; data.user_id=u-1``.
     Every value is a string."""
-    pairs = F.filter(F.transform(F.split("_text", KV_PAIR_SEPARATOR), lambda pair: F.trim(pair)), lambda pair: pair != "")
-    keys = F.transform(pairs, lambda pair: F.trim(F.substring_index(pair, "=", 1)))
-    entries = F.transform(
-        pairs,
-        lambda pair: F.struct(
-            F.trim(F.substring_index(pair, "=", 1)).alias("key"),
-            F.trim(F.substring(pair, F.instr(pair, "=") + 1, 1 << 30)).alias("value"),
-        ),
-    )
-    well_formed = (
-        (F.size(pairs) > 0)
-        & F.forall(pairs, lambda pair: F.instr(pair, "=") > 1)
-        & F.forall(keys, lambda key: key != "")
-        & (F.size(F.array_distinct(keys)) == F.size(keys))
-    )
-    pairs_map = F.map_from_entries(entries)
-    data = F.transform_keys(
-        F.map_filter(pairs_map, lambda key, _value: key.startswith("data.")), lambda key, _value: F.substring(key, 6, 1 << 30)
-    )
-    document = F.struct(
-        *(F.try_element_at(pairs_map, F.lit(name)).alias(name) for name in _KV_FIELDS),
-        F.when(F.size(data) > 0, data).alias("data"),
-    )
-    parsed = F.when(well_formed, F.parse_json(F.to_json(document)))
 
-    def checks(doc: Column) -> list[Check]:
+    def document(text: Column) -> Column:
+        pairs = F.filter(F.transform(F.split(text, KV_PAIR_SEPARATOR), lambda pair: F.trim(pair)), lambda pair: pair != "")
+        keys = F.transform(pairs, lambda pair: F.trim(F.substring_index(pair, "=", 1)))
+        entries = F.transform(
+            pairs,
+            lambda pair: F.struct(
+                F.trim(F.substring_index(pair, "=", 1)).alias("key"),
+                F.trim(F.substring(pair, F.instr(pair, "=") + 1, 1 << 30)).alias("value"),
+            ),
+        )
+        well_formed = (
+            (F.size(pairs) > 0)
+            & F.forall(pairs, lambda pair: F.instr(pair, "=") > 1)
+            & F.forall(keys, lambda key: key != "")
+            & (F.size(F.array_distinct(keys)) == F.size(keys))
+        )
+        pairs_map = F.map_from_entries(entries)
+        data = F.transform_keys(
+            F.map_filter(pairs_map, lambda key, _value: key.startswith("data.")),
+            lambda key, _value: F.substring(key, 6, 1 << 30),
+        )
+        fields = F.struct(
+            *(F.try_element_at(pairs_map, F.lit(name)).alias(name) for name in _KV_FIELDS),
+            F.when(F.size(data) > 0, data).alias("data"),
+        )
+        return F.when(well_formed, F.parse_json(F.to_json(fields)))
+
+    def checks(_text: Column, doc: Column) -> list[Check]:
         return [
             (
                 doc.isNull(),
@@ -265,7 +285,7 @@ def extract_key_value(rows: DataFrame) -> DataFrame:
             )
         ]
 
-    return _extract_with(rows, "kv", parsed, checks)
+    return _extract_with(rows, "kv", document, checks)
 
 
 EXTRACTORS: dict[str, Callable[[DataFrame], DataFrame]] = {"json": extract_json, "kv": extract_key_value}
@@ -287,7 +307,7 @@ def _by_version(version: Column, pick: Callable[[ContractVersion], Column]) -> C
 
 
 # The document's fields, read once into columns so that the checks stay small expressions: for each,
-# "_v_<name>" (the VARIANT, SQL NULL when absent), "_t_<name>" (its JSON type) and "_s_<name>" (its text).
+# "_v_<name>" (the VARIANT, SQL NULL when absent), "_t_<name>" (its kind, see _json_kind) and "_s_<name>" (its text).
 _FIELDS = ("schema_version", "event_id", "timestamp", "source", "event_type", "data", "user_id", "session_id")
 _STRING_FIELDS = tuple(name for name in _FIELDS if name != "data")
 
@@ -312,7 +332,7 @@ def _read_fields(rows: DataFrame) -> DataFrame:
     return rows.withColumns(
         {
             **{
-                f"_t_{name}": F.when(~_is_absent(F.col(f"_v_{name}")), _json_type(F.col(f"_v_{name}")))
+                f"_t_{name}": F.when(~_is_absent(F.col(f"_v_{name}")), _json_kind(F.col(f"_v_{name}")))
                 for name in _FIELDS
             },
             # Text only of the string fields: reading a deeply nested object as text would recurse.
@@ -338,7 +358,7 @@ def _wrong_type(name: str, expected: str = "STRING") -> Check:
     return (
         F.col(f"_t_{name}") != expected,
         ErrorCode.WRONG_TYPE,
-        F.concat(F.lit("field '"), _field_label(name), F.lit(f"' must be {article}, got "), F.col(f"_t_{name}")),
+        F.concat(F.lit("field '"), _field_label(name), F.lit(f"' must be {article}, got "), _json_type(F.col(f"_v_{name}"))),
     )
 
 
