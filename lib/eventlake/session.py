@@ -21,7 +21,7 @@ _DEFAULTS = {
     "spark.sql.session.timeZone": "UTC",
     # Laptop-sized defaults; the cluster example raises them. Delta rebuilds a table's snapshot with
     # snapshotPartitions tasks (50 by default): on 2 cores that alone cost seconds per micro-batch.
-    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.shuffle.partitions": "2",
     "spark.databricks.delta.snapshotPartitions": "2",
     "spark.sql.streaming.stateStore.providerClass": (
         "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
