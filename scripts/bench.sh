@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Benchmarks (not tests): scripts/bench.sh throughput [options] | scripts/bench.sh latency [options]
+#   throughput: eventlake against the raw Kafka and Spark limits, the lesson's consumer and quixstreams,
+#               on one backlog of 2 million events (about 250 bytes each) - about half an hour on 2 cores;
+#   latency:    end-to-end latency percentiles at steady producer rates, for ETL silver and for windows.
+# Sets up what is missing (the benchmark's own Python packages too) and starts the local broker if needed.
+# --help after the mode lists its options. Results: a table on stdout and JSON under data/bench/.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+mode=${1:-}
+case "$mode" in
+    throughput|latency) shift ;;
+    *) echo "usage: scripts/bench.sh throughput|latency [--help | options]" >&2; exit 2 ;;
+esac
+bash scripts/setup.sh >&2
+if ! .venv/bin/python -c 'import kafka, quixstreams, psutil' 2>/dev/null; then
+    echo "bench: installing the benchmark's contenders (kafka-python, quixstreams, psutil) into .venv" >&2
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,bench]"
+fi
+scripts/kafka.sh start >&2
+source .venv/bin/activate
+exec python "scripts/bench/$mode.py" "$@"

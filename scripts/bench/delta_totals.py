@@ -1,0 +1,58 @@
+"""What the eventlake jobs of a scripts/bench.sh run wrote: row counts of their Delta tables, as JSON.
+
+    spark-submit scripts/bench/delta_totals.py TABLES_ROOT [TABLES_ROOT ...]
+
+The harness uses it to check that a timed run accounted for every record of the topic (intake records,
+bronze rows), so a fast but incomplete run cannot pass for a fast one. Runs after the timings, untimed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from eventlake.analytics import WINDOWS_TABLE
+from eventlake.config import SparkSettings
+from eventlake.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.etl import BRONZE_TABLE, SILVER_TABLE
+from eventlake.intake import INTAKE_TABLE
+from eventlake.session import build_spark_session
+
+# Table -> {total name: the column of rows it sums}; a count is a sum of ones.
+SUMS = {
+    WINDOWS_TABLE: {"windows": None, "events_counted": "event_count"},
+    INTAKE_TABLE: {"records": "records", "valid": "valid", "invalid": "invalid"},
+    DEAD_LETTERS_TABLE: {"rows": None},
+    BRONZE_TABLE: {"rows": None},
+    SILVER_TABLE: {"rows": None},
+}
+
+
+def table_totals(spark: SparkSession, tables_root: str) -> dict[str, dict[str, int]]:
+    """Per table found under ``tables_root``: its sums in :data:`SUMS` (intake summed over all jobs)."""
+    totals = {}
+    for table, sums in SUMS.items():
+        path = os.path.join(tables_root, table)
+        if os.path.isdir(os.path.join(path, "_delta_log")):
+            sums_of = [F.sum(F.col(column) if column else F.lit(1)).alias(name) for name, column in sums.items()]
+            row = spark.read.format("delta").load(path).agg(*sums_of).first()
+            totals[table] = {name: int(row[name] or 0) for name in sums}
+    return totals
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print("usage: spark-submit scripts/bench/delta_totals.py TABLES_ROOT [TABLES_ROOT ...]", file=sys.stderr)
+        return 2
+    spark = build_spark_session(SparkSettings(app_name="eventlake-bench-totals"))
+    print(json.dumps({root: table_totals(spark, root) for root in argv}))
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
