@@ -115,6 +115,10 @@ write_spark_defaults() {
         echo "spark.jars $jars"
         echo "spark.pyspark.python $root/.venv/bin/python"
         echo "spark.pyspark.driver.python $root/.venv/bin/python"
+        # The contract's checks generate methods above HotSpot's 8,000-byte limit, which it otherwise never
+        # compiles (runs them interpreted): with this the contract runs about 28% faster (README, Performance).
+        echo "spark.driver.extraJavaOptions -XX:-DontCompileHugeMethods"
+        echo "spark.executor.extraJavaOptions -XX:-DontCompileHugeMethods"
     } >"$conf_dir/spark-defaults.conf"
     # Spark reads log4j2.properties from its conf folder; without it every run starts with pages of INFO.
     cp conf/log4j2.properties "$conf_dir/log4j2.properties"
