@@ -194,21 +194,16 @@ def _is_one_json_value(text: Column) -> Column:
     return F.coalesce(one & two, F.lit(False))
 
 
-def _text_of(name: str) -> Column:
-    """The record's text when it is still valid and in format ``name``, else NULL. Each extractor reads only
-    this: Spark may evaluate an extractor's expressions on every row, and on NULL they cost nothing."""
-    return F.when((F.col("_format") == name) & F.col("error_code").isNull(), F.col("_text"))
-
-
 def _extract_with(
     rows: DataFrame, name: str, document: Callable[[Column], Column], checks: Callable[[Column, Column], list[Check]]
 ) -> DataFrame:
     """Set ``_doc`` to ``document(text)`` for the rows in format ``name`` and mark those that fail
-    ``checks(text, _doc)``."""
-    mine = (F.col("_format") == name) & F.col("error_code").isNull()
-    rows = rows.withColumns({"_mine": _text_of(name)}).withColumn(
-        "_doc", F.when(mine, document(F.col("_mine"))).otherwise(F.col("_doc"))
-    )
+    ``checks(text, _doc)``. ``text`` is NULL on every other row: Spark may evaluate an extractor's
+    expressions on every row, and on NULL they cost nothing."""
+    rows = rows.withColumn("_mine", F.when((F.col("_format") == name) & F.col("error_code").isNull(), F.col("_text")))
+    # A valid row always has text (an empty value is EMPTY_VALUE), so a row is this extractor's when _mine is set.
+    mine = F.col("_mine").isNotNull()
+    rows = rows.withColumn("_doc", F.when(mine, document(F.col("_mine"))).otherwise(F.col("_doc")))
     checked = [(mine & condition, code, message) for condition, code, message in checks(F.col("_mine"), F.col("_doc"))]
     return mark_invalid(rows, EXTRACT_STAGE, checked).drop("_mine")
 

@@ -312,7 +312,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="the lesson's consumer commits every record and is slow: measure it on this prefix (0: all)")
     add("--job-set", action="append", default=[], metavar="KEY=VALUE",
         help="config override for the Spark contenders, e.g. kafka.max_offsets_per_trigger=500000 (repeatable)")
-    add("--topic", help="reuse this existing topic (with --events records in it) instead of producing a backlog")
+    add("--topic", help="reuse this existing topic (with --events records in it) instead of producing a backlog; "
+        "its MB figures then assume 250 bytes a record")
     add("--run-dir", help="where logs, tables and checkpoints go (default: data/bench/throughput-<time>)")
     add("--out", help="JSON file to write (default: <run dir>/throughput.json)")
     add("--keep-topic", action="store_true", help="do not delete the topic at the end")
