@@ -81,11 +81,12 @@ class ContractSettings:
 
 @dataclass(frozen=True)
 class SparkSettings:
-    """How the SparkSession is built. ``master`` empty leaves it to spark-submit (clusters).
+    """How the SparkSession is built. ``master`` empty leaves it to ``spark-submit --master`` (local[*] without
+    one), so one config serves a laptop and a cluster; a master set here wins over spark-submit's.
     ``prometheus`` turns on Spark's UI on ``ui_port`` with its Prometheus endpoints and the streaming
     query metrics."""
 
-    master: str = "local[2]"
+    master: str = ""
     app_name: str = "eventlake"
     jars_dir: str = "jars/spark"
     log_level: str = "WARN"

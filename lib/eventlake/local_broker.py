@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +15,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from eventlake import daemons
+from eventlake.daemons import launch, port_in_use, tail, terminate
 from eventlake.errors import EnvironmentProblem
 from eventlake.kafka_admin import admin_client, create_topic, delete_topic, topic_partitions
 
@@ -71,12 +70,7 @@ class LocalBroker:
 
 def running_pid(broker: LocalBroker) -> int | None:
     """The pid of this folder's broker process if it is alive, else None."""
-    try:
-        pid = int(broker.pid_file.read_text().strip())
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
-        return None
-    return pid
+    return daemons.running_pid(broker.pid_file)
 
 
 def is_answering(broker: LocalBroker, timeout: float = 2.0) -> bool:
@@ -86,23 +80,6 @@ def is_answering(broker: LocalBroker, timeout: float = 2.0) -> bool:
     except EnvironmentProblem:
         return False
     return True
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _write_config(broker: LocalBroker) -> None:
@@ -163,13 +140,6 @@ def _format_storage(broker: LocalBroker) -> None:
         raise EnvironmentProblem(f"formatting the broker's storage failed: {result.stderr.strip() or result.stdout}")
 
 
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log written)"
-
-
 def start(broker: LocalBroker, timeout: float = 90.0) -> str:
     """Start the broker in the background and wait until it answers; return a one-line status.
 
@@ -178,7 +148,7 @@ def start(broker: LocalBroker, timeout: float = 90.0) -> str:
     if running_pid(broker) and is_answering(broker):
         return f"Kafka broker already running at {broker.bootstrap_servers} (pid {running_pid(broker)})"
     for port in (broker.port, broker.controller_port):
-        if _port_in_use(port):
+        if port_in_use(port):
             raise EnvironmentProblem(
                 f"port {port} on 127.0.0.1 is already in use: another broker or program holds it. "
                 f"Stop it, or choose other ports (scripts/kafka.sh start --port N --controller-port M)."
@@ -186,59 +156,27 @@ def start(broker: LocalBroker, timeout: float = 90.0) -> str:
     broker.data_dir.mkdir(parents=True, exist_ok=True)
     _write_config(broker)
     _format_storage(broker)
-    with broker.log_file.open("ab") as log:
-        process = subprocess.Popen(
-            _java(broker, "kafka.Kafka", str(broker.properties_file)),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    broker.pid_file.write_text(str(process.pid))
+    process = launch(_java(broker, "kafka.Kafka", str(broker.properties_file)), broker.log_file, broker.pid_file)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise EnvironmentProblem(
                 f"the Kafka broker exited with code {process.returncode} while starting; "
-                f"its log is {broker.log_file}:\n{_tail(broker.log_file)}"
+                f"its log is {broker.log_file}:\n{tail(broker.log_file)}"
             )
         if is_answering(broker, timeout=1.0):
             return f"Kafka broker running at {broker.bootstrap_servers} (pid {process.pid}, log {broker.log_file})"
         time.sleep(0.5)
     stop(broker)
     raise EnvironmentProblem(
-        f"the Kafka broker did not answer within {timeout:.0f} s; its log is {broker.log_file}:\n{_tail(broker.log_file)}"
+        f"the Kafka broker did not answer within {timeout:.0f} s; its log is {broker.log_file}:\n{tail(broker.log_file)}"
     )
 
 
 def stop(broker: LocalBroker, timeout: float = 30.0) -> str:
     """Stop the broker (SIGTERM, then SIGKILL after ``timeout``); return a one-line status."""
-    pid = running_pid(broker)
-    if pid is None:
-        broker.pid_file.unlink(missing_ok=True)
-        return "Kafka broker is not running"
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.2)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-    broker.pid_file.unlink(missing_ok=True)
-    return f"Kafka broker stopped (pid {pid})"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        finished, _ = os.waitpid(pid, os.WNOHANG)
-        if finished == pid:
-            return False
-    except ChildProcessError:
-        pass  # not our child (started by another command): fall back to a signal probe
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    pid = terminate(broker.pid_file, timeout)
+    return "Kafka broker is not running" if pid is None else f"Kafka broker stopped (pid {pid})"
 
 
 def status(broker: LocalBroker) -> tuple[bool, str]:

@@ -9,7 +9,8 @@ import pytest
 
 from eventlake.config import Settings, load_settings
 from eventlake.kafka_admin import create_topic
-from eventlake.local_broker import LocalBroker, free_port, start, stop
+from eventlake.daemons import free_port
+from eventlake.local_broker import LocalBroker, start, stop
 
 from .helpers import PROJECT_ROOT
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,17 @@ from confluent_kafka import Producer
 from eventlake.producer import producer_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def venv_environment(**extra: str) -> dict[str, str]:
+    """This process's environment with the project's .venv active, as a user's shell has it when they run
+    ``spark-submit`` (its launcher finds Spark through the venv's python), plus ``extra`` variables."""
+    return {
+        **os.environ,
+        "PATH": f"{PROJECT_ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
+        "VIRTUAL_ENV": str(PROJECT_ROOT / ".venv"),
+        **extra,
+    }
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from eventlake.metrics import METRICS_TABLE
 from eventlake.reconcile import reconcile
 from eventlake.runner import run_queries
 
-from .helpers import PROJECT_ROOT, send
+from .helpers import PROJECT_ROOT, send, venv_environment
 
 pytestmark = pytest.mark.integration
 
@@ -175,7 +175,7 @@ def test_spark_submit_runs_the_job_end_to_end(spark, job_settings, kafka_bootstr
             "--set", "kafka.options.kafka.sasl.jaas.config=env:EVENTLAKE_TEST_JAAS",
         ],
         cwd=PROJECT_ROOT,
-        env={**_venv_environment(), "EVENTLAKE_TEST_JAAS": JAAS_WITH_SECRET},
+        env=venv_environment(EVENTLAKE_TEST_JAAS=JAAS_WITH_SECRET),
         capture_output=True,
         text=True,
         timeout=300,
@@ -213,15 +213,6 @@ def test_a_bad_config_key_stops_the_job_with_one_clear_line():
     )
     assert result.returncode == 2
     assert job_error_line(result.stderr).startswith("analytics: error: unknown config key 'analytics.windw'")
-
-
-def _venv_environment() -> dict[str, str]:
-    import os
-
-    environment = dict(os.environ)
-    environment["PATH"] = f"{PROJECT_ROOT / '.venv' / 'bin'}:{environment.get('PATH', '')}"
-    environment["VIRTUAL_ENV"] = str(PROJECT_ROOT / ".venv")
-    return environment
 
 
 def test_a_table_root_that_is_a_file_stops_the_job_at_start(kafka_bootstrap, fresh_topic, tmp_path):

@@ -23,12 +23,13 @@ from eventlake.analytics import JOB, WINDOWS_TABLE, start_analytics_queries
 from eventlake.config import StorageSettings
 from eventlake.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.kafka_admin import create_topic
-from eventlake.local_broker import LocalBroker, free_port, start, stop
+from eventlake.daemons import free_port
+from eventlake.local_broker import LocalBroker, start, stop
 from eventlake.producer import generate_records, send_records
 from eventlake.reconcile import reconcile
 from eventlake.runner import run_queries
 
-from .helpers import PROJECT_ROOT
+from .helpers import PROJECT_ROOT, venv_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -54,10 +55,6 @@ def job_command(broker: LocalBroker, topic: str, storage: StorageSettings, trigg
     ]
 
 
-def environment() -> dict[str, str]:
-    return {**os.environ, "PATH": f"{PROJECT_ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"}
-
-
 def test_the_job_rides_through_a_broker_outage(spark, job_settings, tmp_path):
     broker = LocalBroker(tmp_path / "kafka", port=free_port(), controller_port=free_port())
     start(broker)
@@ -75,7 +72,7 @@ def test_the_job_rides_through_a_broker_outage(spark, job_settings, tmp_path):
         )
         with (tmp_path / "job.log").open("w") as log:
             job = subprocess.Popen(
-                job_command(broker, topic, storage, "1 second"), cwd=PROJECT_ROOT, env=environment(),
+                job_command(broker, topic, storage, "1 second"), cwd=PROJECT_ROOT, env=venv_environment(),
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         commits = Path(storage.checkpoint_path(JOB, "windows")) / "commits"
@@ -98,7 +95,7 @@ def test_the_job_rides_through_a_broker_outage(spark, job_settings, tmp_path):
         job.wait(60)
 
         drained = subprocess.run(
-            job_command(broker, topic, storage, "availableNow"), cwd=PROJECT_ROOT, env=environment(),
+            job_command(broker, topic, storage, "availableNow"), cwd=PROJECT_ROOT, env=venv_environment(),
             capture_output=True, text=True, timeout=WAIT_SECONDS,
         )
         assert drained.returncode == 0, drained.stdout + drained.stderr

@@ -45,7 +45,7 @@ from eventlake.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.producer import ProducedRecord, generate_records, send_records
 from eventlake.runner import await_queries
 
-from .helpers import PROJECT_ROOT
+from .helpers import PROJECT_ROOT, venv_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -95,10 +95,8 @@ def stream_records() -> list[ProducedRecord]:
 # --- the job as a real process ---------------------------------------------------------------------------
 
 
-def _venv_environment() -> dict[str, str]:
-    environment = dict(os.environ)
-    environment["PATH"] = f"{PROJECT_ROOT / '.venv' / 'bin'}:{environment.get('PATH', '')}"
-    environment["VIRTUAL_ENV"] = str(PROJECT_ROOT / ".venv")
+def _job_environment() -> dict[str, str]:
+    environment = venv_environment()
     # Short-lived driver JVMs: the quick JIT tier only, which about halves the CPU a start-up costs (on 2
     # cores, four restarts otherwise take most of the test's time), with the usual code cache (that tier
     # alone gets 48 MB, which Spark fills). No effect on what the job does.
@@ -129,7 +127,7 @@ class JobRun:
         ]
         with open(self.stdout_path, "wb") as stdout, open(self.stderr_path, "wb") as stderr:
             self.process = subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env=_venv_environment(), stdout=stdout, stderr=stderr,
+                command, cwd=PROJECT_ROOT, env=_job_environment(), stdout=stdout, stderr=stderr,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
 

@@ -4,7 +4,8 @@ import pytest
 
 from eventlake.errors import EnvironmentProblem
 from eventlake.kafka_admin import create_topic, require_topic
-from eventlake.local_broker import LocalBroker, free_port, start, status, stop
+from eventlake.daemons import free_port
+from eventlake.local_broker import LocalBroker, start, status, stop
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from eventlake.local_broker import free_port
+from eventlake.daemons import free_port
 
 from .helpers import PROJECT_ROOT, send
 from .test_analytics_job import event

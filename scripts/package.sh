@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds dist/eventlake.zip (or the path given): the eventlake package for spark-submit --py-files, so a cluster
+# whose Python has only pyspark and the driver's few dependencies runs the jobs. Rebuild it after changing lib/.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+python=$root/.venv/bin/python
+[ -x "$python" ] || python=python3
+"$python" - "$root/lib" "${1:-$root/dist/eventlake.zip}" <<'PY'
+import pathlib, sys, zipfile
+lib, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+out.parent.mkdir(parents=True, exist_ok=True)
+# Sources only, in a fixed order with fixed times: the same lib/ gives the same zip.
+with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+    for source in sorted((lib / "eventlake").rglob("*.py")):
+        entry = zipfile.ZipInfo(str(source.relative_to(lib)), (2020, 1, 1, 0, 0, 0))
+        archive.writestr(entry, source.read_bytes(), compress_type=zipfile.ZIP_DEFLATED)
+print(f"{out}: {len(archive.namelist())} modules")
+PY

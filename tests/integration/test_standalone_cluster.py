@@ -1,0 +1,133 @@
+"""The analytics job on a real Spark standalone cluster: a master and two workers on 127.0.0.1, the package
+shipped with ``--py-files`` to nodes whose Python has pyspark but not eventlake, submitted as the README
+shows. It must write the same Delta rows as the job in local mode."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+
+from eventlake.analytics import WINDOWS_TABLE, start_analytics_queries
+from eventlake.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.local_cluster import LocalCluster, master_state, start, stop
+from eventlake.daemons import free_port
+from eventlake.reconcile import reconcile
+from eventlake.runner import run_queries
+
+from .helpers import PROJECT_ROOT, venv_environment
+
+pytestmark = pytest.mark.integration
+
+SPARK_SUBMIT = PROJECT_ROOT / ".venv" / "bin" / "spark-submit"
+# Everything a dead letter holds except the time it was written.
+DEAD_LETTER_COLUMNS = ["raw_key", "raw_value", "error_code", "error_message", "stage", "job", "topic", "partition", "offset"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"), port=free_port(), webui_port=free_port())
+    start(cluster)
+    yield cluster
+    stop(cluster)
+
+
+@pytest.fixture(scope="module")
+def node_python(tmp_path_factory) -> str:
+    """A Python like a cluster node's: this one's libraries (pyspark, delta, confluent-kafka) without eventlake.
+
+    A .pth line adds the site-packages folder to sys.path without reading the .pth files in it, so the
+    editable install of eventlake (one of those) stays out."""
+    folder = tmp_path_factory.mktemp("node-python")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    node_site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    Path(node_site, "libraries.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    check = subprocess.run([str(python), "-c", "import pyspark, delta, confluent_kafka, eventlake"], capture_output=True, text=True)
+    assert "No module named 'eventlake'" in check.stderr, check.stderr
+    return str(python)
+
+
+def produce(bootstrap: str, topic: str) -> None:
+    """A seeded stream with every kind of trouble: duplicates, late and out-of-order events, malformed
+    records, key=value lines and contract version 2."""
+    subprocess.run(
+        [sys.executable, "-m", "eventlake.producer", "--bootstrap-servers", bootstrap, "--topic", topic,
+         "--count", "400", "--seed", "3", "--start-time", "2026-01-01T10:00:00", "--span", "40 minutes",
+         "--duplicates", "0.05", "--out-of-order", "0.05", "--late", "0.02", "--malformed", "0.03",
+         "--kv", "0.1", "--v2", "0.2"],
+        check=True, capture_output=True, timeout=120,
+    )
+
+
+def submit_to(cluster: LocalCluster, node_python: str, package: Path, settings, storage_root: Path):
+    """``spark-submit`` of jobs/analytics.py to the cluster, as the README's cluster section writes it."""
+    return subprocess.run(
+        [
+            str(SPARK_SUBMIT), "--master", cluster.master_url,
+            "--py-files", str(package),
+            "--conf", f"spark.pyspark.python={node_python}",
+            "--conf", f"spark.pyspark.driver.python={node_python}",
+            str(PROJECT_ROOT / "jobs" / "analytics.py"),
+            "--set", f"kafka.bootstrap_servers={settings.kafka.bootstrap_servers}",
+            "--set", f"kafka.topic={settings.kafka.topic}",
+            "--set", f"storage.tables_root={storage_root / 'tables'}",
+            "--set", f"storage.checkpoint_root={storage_root / 'checkpoints'}",
+        ],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
+        env=venv_environment(SPARK_LOCAL_IP="127.0.0.1"),
+    )
+
+
+def test_the_job_on_a_standalone_cluster_writes_what_it_writes_in_local_mode(
+    spark, cluster, node_python, job_settings, kafka_bootstrap, fresh_topic, tmp_path
+):
+    produce(kafka_bootstrap, fresh_topic)
+    package = tmp_path / "eventlake.zip"
+    subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "package.sh"), str(package)], check=True, capture_output=True)
+
+    run_queries(spark, job_settings, "analytics", start_analytics_queries)
+    result = submit_to(cluster, node_python, package, job_settings, tmp_path / "on-cluster")
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+    assert "analytics: done" in result.stdout
+
+    # It ran on the cluster: one application, with an executor on each worker.
+    finished = [app for app in master_state(cluster)["completedapps"] if app["name"] == "eventlake"]
+    assert len(finished) == 1 and finished[0]["cores"] == 2, finished
+    for worker in cluster.names[1:]:
+        assert list(cluster.work_dir(worker).glob(f"{finished[0]['id']}/*/stderr")), f"no executor ran on {worker}"
+
+    on_cluster = dataclasses.replace(
+        job_settings,
+        storage=dataclasses.replace(
+            job_settings.storage,
+            tables_root=str(tmp_path / "on-cluster" / "tables"),
+            checkpoint_root=str(tmp_path / "on-cluster" / "checkpoints"),
+        ),
+    )
+
+    def table(settings, name):
+        return spark.read.format("delta").load(settings.storage.table_path(name))
+
+    local_windows = table(job_settings, WINDOWS_TABLE)
+    assert local_windows.count() > 5
+    assert_df_equality(table(on_cluster, WINDOWS_TABLE), local_windows, ignore_row_order=True)
+    local_dead = table(job_settings, DEAD_LETTERS_TABLE).select(DEAD_LETTER_COLUMNS)
+    assert local_dead.count() > 0
+    assert_df_equality(
+        table(on_cluster, DEAD_LETTERS_TABLE).select(DEAD_LETTER_COLUMNS), local_dead, ignore_row_order=True
+    )
+    local_figures, cluster_figures = reconcile(spark, job_settings.storage), reconcile(spark, on_cluster.storage)
+    assert cluster_figures.problems() == []
+    assert (cluster_figures.read, cluster_figures.valid, cluster_figures.counted, cluster_figures.duplicates) == (
+        local_figures.read, local_figures.valid, local_figures.counted, local_figures.duplicates
+    )
+    assert cluster_figures.read == 400
