@@ -91,17 +91,9 @@ fetch_jars() {
 
 # Spark already ships many of the connector's dependencies (Scala, Hadoop, Jackson, Parquet...);
 # two copies of one library on the classpath is asking for trouble, so keep only what Spark lacks.
+# The Dockerfile runs the same script, so the image selects its jars by the same rule.
 drop_jars_spark_ships() {
-    local dest=$1 spark_jars; spark_jars="$(spark_home)/jars"
-    .venv/bin/python - "$dest" "$spark_jars" <<'EOF'
-import os, re, sys
-dest, spark_jars = sys.argv[1:]
-artifact = lambda name: re.sub(r"-\d[\w.\-]*\.jar$", "", name)
-shipped = {artifact(name) for name in os.listdir(spark_jars)}
-for name in os.listdir(dest):
-    if name.endswith(".jar") and artifact(name) in shipped:
-        os.remove(os.path.join(dest, name))
-EOF
+    .venv/bin/python scripts/drop_jars_spark_ships.py "$1" "$(spark_home)/jars"
 }
 
 # spark-submit starts the JVM before our code runs, so jars named in the session builder come too late;
