@@ -2,23 +2,44 @@
 
 from __future__ import annotations
 
+import re
+
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from eventlake.config import resolve_secret
 from eventlake.errors import EnvironmentProblem
 
 # The Kafka options that mean the same to librdkafka as to the Java client Spark uses.
-_SHARED_CLIENT_OPTIONS = ("security.protocol", "sasl.mechanism", "sasl.username", "sasl.password")
+_SHARED_CLIENT_OPTIONS = (
+    "security.protocol", "sasl.mechanism", "sasl.username", "sasl.password",
+    "ssl.endpoint.identification.algorithm",
+)
+_JAAS_FIELD = re.compile(r'\b(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"')
 
 
 def librdkafka_options(bootstrap_servers: str, client_options: dict[str, str] | None = None) -> dict[str, object]:
-    """confluent-kafka settings from Spark-style ``kafka.*`` options: the ones both clients understand."""
+    """confluent-kafka settings from Spark-style ``kafka.*`` options (``env:NAME`` values read from the
+    environment): the ones both clients understand, the user and password of a PLAIN or SCRAM
+    ``sasl.jaas.config``, and a PEM truststore as librdkafka's CA file."""
     # librdkafka logs every refused connection to stderr; our callers turn failures into one message.
     config: dict[str, object] = {"bootstrap.servers": bootstrap_servers, "log_level": 0}
-    for key, value in (client_options or {}).items():
-        name = key.removeprefix("kafka.")
+    options = {key.removeprefix("kafka."): resolve_secret(value) for key, value in (client_options or {}).items()}
+    for name, value in options.items():
         if name in _SHARED_CLIENT_OPTIONS:
             config[name] = value
+    if config.get("ssl.endpoint.identification.algorithm") == "":
+        config["ssl.endpoint.identification.algorithm"] = "none"  # the Java client's "no host check"
+    for field, value in _JAAS_FIELD.findall(options.get("sasl.jaas.config", "")):
+        config.setdefault(f"sasl.{field}", value)
+    if "ssl.truststore.location" in options:
+        if options.get("ssl.truststore.type", "JKS").upper() != "PEM":
+            raise EnvironmentProblem(
+                "kafka.ssl.truststore.location names a JKS/PKCS12 store, which the topic check and the producer "
+                "(librdkafka) cannot read. Use a PEM file (Spark's Java client reads it too): set "
+                "kafka.ssl.truststore.type = \"PEM\" (keytool -exportcert -rfc turns a JKS entry into PEM)."
+            )
+        config["ssl.ca.location"] = options["ssl.truststore.location"]
     return config
 
 

@@ -8,7 +8,7 @@ import os
 
 from pyspark.sql import SparkSession
 
-from eventlake.config import SparkSettings
+from eventlake.config import SparkSettings, resolve_secret
 from eventlake.errors import EnvironmentProblem
 
 KAFKA_SOURCE_CLASS = "org.apache.spark.sql.kafka010.KafkaSourceProvider"
@@ -51,6 +51,15 @@ def prometheus_conf(ui_port: int) -> dict[str, str]:
     }
 
 
+def spark_conf(settings: SparkSettings) -> dict[str, str]:
+    """Every Spark setting a job's session gets: eventlake's defaults, the Prometheus ones when asked for, then
+    the config's ``spark.conf`` (which wins), its ``env:NAME`` values read from the environment (object
+    store keys, endpoints)."""
+    monitoring = prometheus_conf(settings.ui_port) if settings.prometheus else {}
+    configured = {key: resolve_secret(value) for key, value in settings.conf.items()}
+    return {**_DEFAULTS, **monitoring, **configured}
+
+
 def build_spark_session(settings: SparkSettings) -> SparkSession:
     """Create (or reuse) the SparkSession described by ``settings`` and check its jars are loadable.
 
@@ -64,8 +73,7 @@ def build_spark_session(settings: SparkSettings) -> SparkSession:
         # Honoured when this process starts the JVM (python, pytest); spark-submit reads
         # spark-defaults.conf or --jars instead, which scripts/setup.sh prepares.
         builder = builder.config("spark.jars", ",".join(jars))
-    monitoring = prometheus_conf(settings.ui_port) if settings.prometheus else {}
-    for key, value in {**_DEFAULTS, **monitoring, **settings.conf}.items():
+    for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.log_level)

@@ -144,3 +144,21 @@ def test_back_pressure_settings_become_kafka_source_options():
     )
     defaults = kafka_source_options(load_settings(LOCAL).kafka)
     assert not {"maxOffsetsPerTrigger", "minOffsetsPerTrigger", "maxTriggerDelay"} & set(defaults)
+
+
+def test_the_cluster_example_loads_and_its_secrets_reach_each_client(monkeypatch):
+    from eventlake.kafka_admin import librdkafka_options
+    from eventlake.session import spark_conf
+
+    jaas = 'org.apache.kafka.common.security.scram.ScramLoginModule required username="eventlake" password="pw";'
+    monkeypatch.setenv("KAFKA_JAAS_CONFIG", jaas)
+    monkeypatch.setenv("S3_ENDPOINT", "http://127.0.0.1:9000")
+    settings = load_settings(LOCAL.parent / "cluster-s3.toml")
+    assert settings.spark.master == "" and settings.spark.jars_dir == ""
+    assert settings.storage.table_path("silver_events") == "s3a://eventlake-lake/tables/silver_events"
+    assert settings.storage.checkpoint_path("etl", "silver") == "s3a://eventlake-lake/checkpoints/etl/silver"
+    assert settings.etl.enrich.dimension_csv.startswith("s3a://")
+    assert kafka_source_options(settings.kafka)["kafka.sasl.jaas.config"] == jaas
+    assert spark_conf(settings.spark)["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
+    topic_check = librdkafka_options(settings.kafka.bootstrap_servers, settings.kafka.options)
+    assert (topic_check["security.protocol"], topic_check["sasl.username"]) == ("SASL_SSL", "eventlake")
