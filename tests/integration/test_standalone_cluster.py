@@ -14,9 +14,10 @@ import pytest
 from chispa import assert_df_equality
 
 from eventlake.analytics import WINDOWS_TABLE, start_analytics_queries
-from eventlake.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.local_cluster import LocalCluster, master_state, start, stop
 from eventlake.daemons import free_port
+from eventlake.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.errors import EnvironmentProblem
+from eventlake.local_cluster import LocalCluster, master_state, start, status, stop
 from eventlake.reconcile import reconcile
 from eventlake.runner import run_queries
 
@@ -131,3 +132,13 @@ def test_the_job_on_a_standalone_cluster_writes_what_it_writes_in_local_mode(
         local_figures.read, local_figures.valid, local_figures.counted, local_figures.duplicates
     )
     assert cluster_figures.read == 400
+
+
+def test_a_taken_port_and_a_cluster_that_is_not_there_are_reported_clearly(cluster, tmp_path):
+    second = LocalCluster(tmp_path / "second", port=cluster.port, webui_port=free_port())
+    with pytest.raises(EnvironmentProblem, match=f"port {cluster.port} on 127.0.0.1 is already in use"):
+        start(second)
+    up, line = status(LocalCluster(tmp_path / "idle", port=free_port(), webui_port=free_port()))
+    assert not up and "Spark cluster is not running" in line
+    up, line = status(cluster)
+    assert up and "2 workers, 2 cores" in line
