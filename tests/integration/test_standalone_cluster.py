@@ -8,16 +8,19 @@ import dataclasses
 import subprocess
 import sys
 import sysconfig
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
 
 from eventlake.analytics import WINDOWS_TABLE, start_analytics_queries
+from eventlake.config import Settings
 from eventlake.daemons import free_port
 from eventlake.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.errors import EnvironmentProblem
 from eventlake.local_cluster import LocalCluster, master_state, start, status, stop
+from eventlake.producer import generate_records, send_records
 from eventlake.reconcile import reconcile
 from eventlake.runner import run_queries
 
@@ -60,16 +63,14 @@ def node_python(tmp_path_factory) -> str:
 def produce(bootstrap: str, topic: str) -> None:
     """A seeded stream with every kind of trouble: duplicates, late and out-of-order events, malformed
     records, key=value lines and contract version 2."""
-    subprocess.run(
-        [sys.executable, "-m", "eventlake.producer", "--bootstrap-servers", bootstrap, "--topic", topic,
-         "--count", "400", "--seed", "3", "--start-time", "2026-01-01T10:00:00", "--span", "40 minutes",
-         "--duplicates", "0.05", "--out-of-order", "0.05", "--late", "0.02", "--malformed", "0.03",
-         "--kv", "0.1", "--v2", "0.2"],
-        check=True, capture_output=True, timeout=120,
+    records = generate_records(
+        400, seed=3, start_time=datetime(2026, 1, 1, 10), span=timedelta(minutes=40), duplicate_ratio=0.05,
+        out_of_order_ratio=0.05, late_ratio=0.02, malformed_ratio=0.03, kv_ratio=0.1, v2_ratio=0.2,
     )
+    send_records(records, bootstrap, topic)
 
 
-def submit_to(cluster: LocalCluster, node_python: str, package: Path, settings, storage_root: Path):
+def submit_to(cluster: LocalCluster, node_python: str, package: Path, settings: Settings):
     """``spark-submit`` of jobs/analytics.py to the cluster, as the README's cluster section writes it."""
     return subprocess.run(
         [
@@ -80,8 +81,8 @@ def submit_to(cluster: LocalCluster, node_python: str, package: Path, settings, 
             str(PROJECT_ROOT / "jobs" / "analytics.py"),
             "--set", f"kafka.bootstrap_servers={settings.kafka.bootstrap_servers}",
             "--set", f"kafka.topic={settings.kafka.topic}",
-            "--set", f"storage.tables_root={storage_root / 'tables'}",
-            "--set", f"storage.checkpoint_root={storage_root / 'checkpoints'}",
+            "--set", f"storage.tables_root={settings.storage.tables_root}",
+            "--set", f"storage.checkpoint_root={settings.storage.checkpoint_root}",
         ],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
         env=venv_environment(SPARK_LOCAL_IP="127.0.0.1"),
@@ -95,17 +96,6 @@ def test_the_job_on_a_standalone_cluster_writes_what_it_writes_in_local_mode(
     package = tmp_path / "eventlake.zip"
     subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "package.sh"), str(package)], check=True, capture_output=True)
 
-    run_queries(spark, job_settings, "analytics", start_analytics_queries)
-    result = submit_to(cluster, node_python, package, job_settings, tmp_path / "on-cluster")
-    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
-    assert "analytics: done" in result.stdout
-
-    # It ran on the cluster: one application, with an executor on each worker.
-    finished = [app for app in master_state(cluster)["completedapps"] if app["name"] == "eventlake"]
-    assert len(finished) == 1 and finished[0]["cores"] == 2, finished
-    for worker in cluster.names[1:]:
-        assert list(cluster.work_dir(worker).glob(f"{finished[0]['id']}/*/stderr")), f"no executor ran on {worker}"
-
     on_cluster = dataclasses.replace(
         job_settings,
         storage=dataclasses.replace(
@@ -114,6 +104,16 @@ def test_the_job_on_a_standalone_cluster_writes_what_it_writes_in_local_mode(
             checkpoint_root=str(tmp_path / "on-cluster" / "checkpoints"),
         ),
     )
+    run_queries(spark, job_settings, "analytics", start_analytics_queries)
+    result = submit_to(cluster, node_python, package, on_cluster)
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+    assert "analytics: done" in result.stdout
+
+    # It ran on the cluster: one application, with an executor on each worker.
+    finished = [app for app in master_state(cluster)["completedapps"] if app["name"] == "eventlake"]
+    assert len(finished) == 1 and finished[0]["cores"] == 2, finished
+    for worker in cluster.names[1:]:
+        assert list(cluster.work_dir(worker).glob(f"{finished[0]['id']}/*/stderr")), f"no executor ran on {worker}"
 
     def table(settings, name):
         return spark.read.format("delta").load(settings.storage.table_path(name))
