@@ -83,11 +83,12 @@ def normalise_events(rows: DataFrame, context: StageContext) -> DataFrame:
 def promote_data_fields(rows: DataFrame, context: StageContext) -> DataFrame:
     """Each field of ``etl.promote`` (name -> Spark type) becomes a typed column read from ``data``. A
     field that is there but cannot be read as its type (``"abc"`` as a double) fails with FIELD_TYPE;
-    an absent or null field gives NULL. Numbers written as strings (the ``kv`` format) are read."""
+    an absent or null field gives NULL. Numbers written as strings (the ``kv`` format) are read. ``data`` is
+    the contract's VARIANT: nothing is parsed again."""
     clashing = [name for name in context.etl.promote if name in rows.columns]
     if clashing:
         raise ValueError(f"etl.promote: '{clashing[0]}' is already a column; promote it under another name")
-    document = F.try_parse_json(F.col("data"))
+    document = F.col("data")
     values: dict[str, Column] = {}
     checks = []
     for name, spark_type in context.etl.promote.items():

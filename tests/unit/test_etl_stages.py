@@ -30,8 +30,10 @@ T = datetime(2026, 1, 1, 23, 30)
 
 
 def rows(spark, *values):
-    """Working rows of the ETL: event columns, then the error columns (NULL: valid)."""
-    return spark.createDataFrame([(*value, None, None, None) for value in values], ROWS_SCHEMA)
+    """Working rows of the ETL: event columns (``data`` JSON text, a VARIANT as the contract gives it), then the
+    error columns (NULL: valid)."""
+    frame = spark.createDataFrame([(*value, None, None, None) for value in values], ROWS_SCHEMA)
+    return frame.withColumn("data", F.try_parse_json("data"))
 
 
 def context(**etl_changes) -> StageContext:
@@ -92,7 +94,7 @@ def test_a_field_that_is_not_its_type_fails_the_promote_stage(spark):
 def test_rows_already_invalid_keep_their_first_error(spark):
     invalid = spark.createDataFrame(
         [("e-1", T, "web", "click", "u", '{"amount":"lots"}', "BAD_TIMESTAMP", "bad", "contract")], ROWS_SCHEMA
-    )
+    ).withColumn("data", F.try_parse_json("data"))
     actual = invalid.transform(promote_data_fields, context(promote={"amount": "double"})).first()
     assert (actual.error_code, actual.error_message, actual.error_stage) == ("BAD_TIMESTAMP", "bad", "contract")
 
