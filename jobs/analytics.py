@@ -5,12 +5,12 @@
 
 import sys
 
-from eventlake.analytics import start_analytics_queries
+from eventlake.analytics import analytics_queries
 from eventlake.runner import run_job
 
 
 def main(argv=None) -> int:
-    return run_job("analytics", start_analytics_queries, argv)
+    return run_job("analytics", analytics_queries, argv)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,12 @@
 
 import sys
 
-from eventlake.etl import start_etl_queries
+from eventlake.etl import etl_queries
 from eventlake.runner import run_job
 
 
 def main(argv=None) -> int:
-    return run_job("etl", start_etl_queries, argv)
+    return run_job("etl", etl_queries, argv)
 
 
 if __name__ == "__main__":

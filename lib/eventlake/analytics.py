@@ -1,9 +1,17 @@
-"""The windowed analytics pipeline: Kafka -> contract -> watermark -> dedupe -> windows -> Delta.
+"""The windowed analytics pipeline: Kafka -> contract -> valid events -> watermark -> dedupe -> windows -> Delta.
 
-Two streaming queries, each with its own checkpoint, read the topic: ``analytics_windows`` (stateful:
-watermark, deduplication, windowed counts, Delta streaming sink) and ``analytics_intake`` (stateless:
-dead letters and per-batch intake counts, see :mod:`eventlake.intake`). A stateful query feeds exactly
-one sink, so the invalid records cannot ride along with the windows.
+Each record is read from Kafka and parsed once, by one query; a second query reads what the first wrote:
+
+* ``analytics_intake`` (stateless, ``foreachBatch``): parses each micro-batch once and writes, each write
+  idempotent per batch id, the invalid records to ``dead_letters``, the valid events to
+  ``analytics_events`` and the per-partition counts to ``intake_batches`` (see :mod:`eventlake.intake`).
+* ``analytics_windows`` (stateful): streams ``analytics_events`` from Delta through the watermark, the
+  deduplication and the windowed counts into ``analytics_windows`` (idempotent per batch id; a batch that
+  closes no window writes nothing).
+
+A second query on the topic would read and parse every record again, and a stateful query feeds one sink
+only, so the queries are chained through the events table. With ``availableNow`` the intake drains the
+topic first, then the windows drain the events table.
 """
 
 from __future__ import annotations
@@ -12,18 +20,26 @@ from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.streaming import StreamingQuery
 
-from eventlake.config import AnalyticsSettings, Settings
+from eventlake.config import AnalyticsSettings, Settings, StorageSettings
 from eventlake.contract import parse_events, valid_events
-from eventlake.intake import observe_dead_letters, write_intake_batch
-from eventlake.sinks import batch_writer_id, start_batch_stream, start_delta_stream
-from eventlake.sources import read_kafka_stream
+from eventlake.intake import BatchCounts, observe_dead_letters, write_intake_batch
+from eventlake.runner import QueryPlan
+from eventlake.sinks import append_new_rows, append_once, batch_writer_id, ensure_table, start_batch_stream
+from eventlake.sources import read_delta_stream, read_kafka_stream
 from eventlake.storage_checks import claim_checkpoint, require_folder
 from eventlake.transforms import count_events_per_type_and_window, drop_duplicate_events, with_event_time_watermark
 
 JOB = "analytics"
 WINDOWS_TABLE = "analytics_windows"
+EVENTS_TABLE = "analytics_events"
+INTAKE_QUERY = f"{JOB}_intake"
+WINDOWS_QUERY = f"{JOB}_windows"
+# The columns of analytics_events: what the windows need, and where each event came from.
+EVENTS_SCHEMA = (
+    "event_id string, event_time timestamp, event_type string, user_id string, source string,"
+    " schema_version string, session_id string, topic string, partition int, offset long, kafka_timestamp timestamp"
+)
 # Observed per batch (progress.observedMetrics): events that reach the window aggregation, after
 # deduplication; recorded in pipeline_metrics.windowed_rows for the reconciliation.
 WINDOWED_ROWS = "windowed_rows"
@@ -38,27 +54,52 @@ def analytics_windows(events: DataFrame, analytics: AnalyticsSettings) -> DataFr
     return deduplicated.transform(count_events_per_type_and_window, analytics.window, analytics.slide)
 
 
-def start_analytics_queries(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
-    """Start the job's two streaming queries; they run until the trigger says stop."""
+def to_analytics_events(parsed: DataFrame) -> DataFrame:
+    """Rows of :func:`~eventlake.contract.parse_events` -> rows of ``analytics_events`` (valid events only)."""
+    columns = [field.split(" ")[0] for field in EVENTS_SCHEMA.split(", ")]
+    return valid_events(parsed).select(*columns)
+
+
+def write_events(
+    parsed: DataFrame, batch_id: int, counts: BatchCounts, *, storage: StorageSettings, writer_id: str
+) -> None:
+    """Append one micro-batch's valid events to ``analytics_events``, once per batch id."""
+    if counts.valid:
+        append_once(to_analytics_events(parsed), storage.table_path(EVENTS_TABLE), writer_id, batch_id)
+
+
+def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
+    """The job's two queries, intake first; checks the storage and claims both checkpoints first."""
     storage, trigger = settings.storage, settings.analytics.trigger
     require_folder(storage.tables_root, "tables root")
     for query in ("windows", "intake"):
         claim_checkpoint(storage.checkpoint_path(JOB, query), JOB, query, settings.kafka.topic)
-    parsed = read_kafka_stream(spark, settings.kafka).transform(parse_events, settings.contract)
-    windows = valid_events(parsed).transform(analytics_windows, settings.analytics)
+    events_path = storage.table_path(EVENTS_TABLE)
+    # The windows query streams this table from its first version, so it must exist before either starts.
+    ensure_table(spark, events_path, EVENTS_SCHEMA)
     intake_checkpoint = storage.checkpoint_path(JOB, "intake")
+    writer_id = batch_writer_id(INTAKE_QUERY, intake_checkpoint)
     write_intake = partial(
-        write_intake_batch, job=JOB, storage=storage, writer_id=batch_writer_id(f"{JOB}_intake", intake_checkpoint)
+        write_intake_batch,
+        job=JOB,
+        storage=storage,
+        writer_id=writer_id,
+        write_records=partial(write_events, storage=storage, writer_id=writer_id),
     )
-    return [
-        start_delta_stream(
-            windows,
-            storage.table_path(WINDOWS_TABLE),
-            f"{JOB}_windows",
-            storage.checkpoint_path(JOB, "windows"),
-            trigger,
-        ),
-        start_batch_stream(
-            parsed.transform(observe_dead_letters), write_intake, f"{JOB}_intake", intake_checkpoint, trigger
-        ),
-    ]
+
+    def start_intake():
+        parsed = read_kafka_stream(spark, settings.kafka).transform(parse_events, settings.contract)
+        return start_batch_stream(parsed.transform(observe_dead_letters), write_intake, INTAKE_QUERY, intake_checkpoint, trigger)
+
+    windows_checkpoint = storage.checkpoint_path(JOB, "windows")
+    write_windows = partial(
+        append_new_rows,
+        table_path=storage.table_path(WINDOWS_TABLE),
+        writer_id=batch_writer_id(WINDOWS_QUERY, windows_checkpoint),
+    )
+
+    def start_windows():
+        windows = read_delta_stream(spark, events_path).transform(analytics_windows, settings.analytics)
+        return start_batch_stream(windows, write_windows, WINDOWS_QUERY, windows_checkpoint, trigger)
+
+    return QueryPlan(starts=(start_intake, start_windows), in_turn=trigger == "availableNow")

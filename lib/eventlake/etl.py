@@ -1,13 +1,14 @@
 """The streaming ETL pipeline: Kafka -> bronze (every record as received) and silver (clean events).
 
-Two streaming queries read the topic, each with its own checkpoint:
+One streaming query, ``etl_ingest``, reads each record once and parses it once. Per micro-batch
+(``foreachBatch``, the parsed batch cached while it is written) it
 
-* ``etl_bronze`` appends every record as it came (key, value, headers, Kafka coordinates) to
-  ``bronze_events``, partitioned by ingestion day.
-* ``etl_silver`` extracts (``contract.extractors``), validates the contract, runs the transform stages of
-  ``etl.transforms`` (:mod:`eventlake.etl_stages`), and per micro-batch writes the rejected records to
-  ``dead_letters``, inserts the new events into ``silver_events`` (partitioned by event day,
-  deduplicated by ``event_id`` against the whole table) and counts the batch in ``intake_batches``.
+* appends every record as it came (key, value, headers, Kafka coordinates) to ``bronze_events``,
+  partitioned by ingestion day;
+* extracts (``contract.extractors``), validates the contract and runs the transform stages of
+  ``etl.transforms`` (:mod:`eventlake.etl_stages`), writes the rejected records to ``dead_letters``,
+  inserts the new events into ``silver_events`` (partitioned by event day, deduplicated by ``event_id``)
+  and counts the batch in ``intake_batches``, last.
 
 Every write is idempotent per micro-batch and retried with exponential backoff on transient failures
 (``etl.retry``); when the retries run out the job stops, and a restart resumes from the checkpoints.
@@ -19,14 +20,14 @@ from functools import partial
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.streaming import StreamingQuery
 
 from eventlake.config import ConfigError, RetrySettings, Settings, StorageSettings, resolve_secret
 from eventlake.contract import parse_events
 from eventlake.dimensions import ensure_dimension_table
 from eventlake.etl_stages import StageContext, run_stages, to_bronze, to_silver
-from eventlake.intake import observe_dead_letters, write_intake_batch
+from eventlake.intake import BatchCounts, observe_dead_letters, write_intake_batch
 from eventlake.retry import with_retries
+from eventlake.runner import QueryPlan
 from eventlake.sinks import append_once, batch_writer_id, insert_new_rows, start_batch_stream
 from eventlake.sources import read_kafka_stream
 from eventlake.storage_checks import claim_checkpoint, require_folder
@@ -34,12 +35,12 @@ from eventlake.storage_checks import claim_checkpoint, require_folder
 JOB = "etl"
 BRONZE_TABLE = "bronze_events"
 SILVER_TABLE = "silver_events"
+INGEST_QUERY = f"{JOB}_ingest"
 
 
-def write_bronze_batch(
-    bronze: DataFrame, batch_id: int, *, storage: StorageSettings, writer_id: str, retry: RetrySettings
-) -> None:
-    """Append one micro-batch of bronze rows, once per batch id, retried on transient failures."""
+def write_bronze(rows: DataFrame, batch_id: int, *, storage: StorageSettings, writer_id: str, retry: RetrySettings) -> None:
+    """Append one micro-batch's records, as received, to bronze, once per batch id, retried on transient failures."""
+    bronze = rows.transform(to_bronze)
     with_retries(
         lambda: append_once(bronze, storage.table_path(BRONZE_TABLE), writer_id, batch_id, ["ingest_date"]),
         retry,
@@ -57,6 +58,16 @@ def write_silver_rows(rows: DataFrame, batch_id: int, *, storage: StorageSetting
     )
 
 
+def write_lake_rows(
+    rows: DataFrame, batch_id: int, counts: BatchCounts, *, storage: StorageSettings, writer_id: str, retry: RetrySettings
+) -> None:
+    """The ETL's own writes of one micro-batch, between the dead letters and the intake counts: every
+    record to bronze, the valid events to silver."""
+    write_bronze(rows, batch_id, storage=storage, writer_id=writer_id, retry=retry)
+    if counts.valid:
+        write_silver_rows(rows, batch_id, storage=storage, retry=retry)
+
+
 def silver_rows(raw: DataFrame, settings: Settings, context: StageContext) -> DataFrame:
     """Kafka rows -> extracted, validated and transformed rows (invalid ones marked, not removed)."""
     etl = settings.etl
@@ -68,36 +79,27 @@ def silver_rows(raw: DataFrame, settings: Settings, context: StageContext) -> Da
         raise ConfigError(f"etl.transforms {list(etl.transforms)} cannot run: {first_line}") from None
 
 
-def start_etl_queries(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
-    """Start the ETL's two streaming queries; they run until the trigger says stop."""
+def etl_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
+    """The ETL's one query; checks the storage, the stages and the dimension table, and claims the
+    checkpoint, before it starts."""
     storage, etl = settings.storage, settings.etl
     require_folder(storage.tables_root, "tables root")
-    for query in ("bronze", "silver"):
-        claim_checkpoint(storage.checkpoint_path(JOB, query), JOB, query, settings.kafka.topic)
+    checkpoint = storage.checkpoint_path(JOB, "ingest")
+    claim_checkpoint(checkpoint, JOB, "ingest", settings.kafka.topic)
     dimension = ensure_dimension_table(spark, etl.enrich, storage) if "enrich" in etl.transforms else None
     context = StageContext(etl=etl, dimension=dimension, pii_salt=resolve_secret(etl.pii.salt))
-    raw = read_kafka_stream(spark, settings.kafka)
-    rows = silver_rows(raw, settings, context)
-
-    bronze_checkpoint = storage.checkpoint_path(JOB, "bronze")
-    silver_checkpoint = storage.checkpoint_path(JOB, "silver")
-    write_bronze = partial(
-        write_bronze_batch,
-        storage=storage,
-        writer_id=batch_writer_id(f"{JOB}_bronze", bronze_checkpoint),
-        retry=etl.retry,
-    )
-    write_silver = partial(
+    rows = silver_rows(read_kafka_stream(spark, settings.kafka), settings, context)
+    writer_id = batch_writer_id(INGEST_QUERY, checkpoint)
+    write_batch = partial(
         write_intake_batch,
         job=JOB,
         storage=storage,
-        writer_id=batch_writer_id(f"{JOB}_silver", silver_checkpoint),
+        writer_id=writer_id,
         retry=etl.retry,
-        write_valid=partial(write_silver_rows, storage=storage, retry=etl.retry),
+        write_records=partial(write_lake_rows, storage=storage, writer_id=writer_id, retry=etl.retry),
     )
-    return [
-        start_batch_stream(raw.transform(to_bronze), write_bronze, f"{JOB}_bronze", bronze_checkpoint, etl.trigger),
-        start_batch_stream(
-            rows.transform(observe_dead_letters), write_silver, f"{JOB}_silver", silver_checkpoint, etl.trigger
-        ),
-    ]
+
+    def start_ingest():
+        return start_batch_stream(rows.transform(observe_dead_letters), write_batch, INGEST_QUERY, checkpoint, etl.trigger)
+
+    return QueryPlan(starts=(start_ingest,), in_turn=etl.trigger == "availableNow")

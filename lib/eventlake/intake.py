@@ -8,6 +8,7 @@ records were valid and invalid. Together they prove that every offset was read o
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -45,6 +46,19 @@ def count_intake_per_partition(parsed: DataFrame, job: str, batch_id: int) -> Da
     ).select("job", "batch_id", "topic", "partition", "first_offset", "last_offset", "records", "valid", "invalid")
 
 
+@dataclass(frozen=True)
+class BatchCounts:
+    """How many records a micro-batch holds, and how many of them are valid and invalid."""
+
+    records: int
+    valid: int
+    invalid: int
+
+
+# A job's own writes of a micro-batch: (parsed rows, batch id, their counts) -> None; idempotent per batch id.
+BatchWrites = Callable[[DataFrame, int, BatchCounts], None]
+
+
 def write_intake_batch(
     parsed: DataFrame,
     batch_id: int,
@@ -53,22 +67,33 @@ def write_intake_batch(
     storage: StorageSettings,
     writer_id: str,
     retry: RetrySettings = RetrySettings(max_attempts=1),
-    write_valid: Callable[[DataFrame, int], None] | None = None,
+    write_records: BatchWrites | None = None,
 ) -> None:
-    """Write one micro-batch: its dead letters, then (when given) ``write_valid(rows, batch_id)`` for the
-    valid rows, then the intake counts, each idempotent per batch id and retried on transient failures.
-    The intake counts go last, so a batch with its ``intake_batches`` rows is a batch written whole."""
+    """Write one micro-batch: its dead letters, then the job's own ``write_records``, then the intake
+    counts, each idempotent per batch id and retried on transient failures. The intake counts go last,
+    so a batch with its ``intake_batches`` rows is a batch written whole.
+
+    The batch is parsed once (it stays cached while it is written), and a table is not touched when the
+    batch has nothing for it: every Delta commit costs, even an empty one.
+    """
     parsed.persist()
     try:
-        dead_letters = invalid_records(parsed).transform(to_dead_letters, job=job)
-        with_retries(
-            lambda: append_once(dead_letters, storage.table_path(DEAD_LETTERS_TABLE), writer_id, batch_id),
-            retry,
-            f"{job}: writing the dead letters of batch {batch_id}",
-        )
-        if write_valid is not None:
-            write_valid(parsed, batch_id)
         intake = count_intake_per_partition(parsed, job, batch_id)
+        totals = intake.agg(
+            *(F.coalesce(F.sum(name), F.lit(0)).alias(name) for name in ("records", "valid", "invalid"))
+        ).first()
+        counts = BatchCounts(records=totals.records, valid=totals.valid, invalid=totals.invalid)
+        if not counts.records:
+            return
+        if counts.invalid:
+            dead_letters = invalid_records(parsed).transform(to_dead_letters, job=job)
+            with_retries(
+                lambda: append_once(dead_letters, storage.table_path(DEAD_LETTERS_TABLE), writer_id, batch_id),
+                retry,
+                f"{job}: writing the dead letters of batch {batch_id}",
+            )
+        if write_records is not None:
+            write_records(parsed, batch_id, counts)
         with_retries(
             lambda: append_once(intake, storage.table_path(INTAKE_TABLE), writer_id, batch_id),
             retry,

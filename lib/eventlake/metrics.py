@@ -13,8 +13,10 @@ import threading
 from datetime import datetime
 from typing import Any, TextIO
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQueryListener
+from pyspark.sql.types import StructType
 
 from eventlake.intake import DEAD_LETTER_ROWS
 from eventlake.progress import kafka_lag
@@ -79,6 +81,16 @@ def _observed_rows(progress: Any, name: str) -> int | None:
     return None
 
 
+def rows_frame(spark: SparkSession, rows: list[dict[str, Any]], schema: str) -> DataFrame:
+    """A small DataFrame of ``rows`` (dicts with every column of ``schema``), built from literals in the
+    JVM: ``createDataFrame`` of Python objects would start Python worker processes to unpickle them."""
+    fields = StructType.fromDDL(schema).fields
+    structs = [
+        F.struct(*(F.lit(row[field.name]).cast(field.dataType).alias(field.name) for field in fields)) for row in rows
+    ]
+    return spark.range(1).select(F.inline(F.array(*structs)))
+
+
 class MetricsRecorder(StreamingQueryListener):
     """Appends every batch's progress to ``pipeline_metrics`` at ``table_path``, off the job's path."""
 
@@ -127,7 +139,7 @@ class MetricsRecorder(StreamingQueryListener):
             by_query.setdefault(row["query_id"], []).append(row)
         for query_id, query_rows in by_query.items():
             try:
-                frame = self.spark.createDataFrame(query_rows, METRICS_SCHEMA)
+                frame = rows_frame(self.spark, query_rows, METRICS_SCHEMA)
                 # Progress arrives in batch order per query: the highest batch id is the write's version,
                 # and Delta skips a later write of any batch at or below it (a replay after a restart).
                 append_once(

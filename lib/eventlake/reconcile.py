@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from eventlake.analytics import JOB, WINDOWS_TABLE
+from eventlake.analytics import EVENTS_TABLE, JOB, WINDOWS_QUERY, WINDOWS_TABLE
 from eventlake.config import ConfigError, StorageSettings, load_settings
 from eventlake.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.errors import EnvironmentProblem
@@ -24,8 +24,6 @@ from eventlake.intake import INTAKE_TABLE
 from eventlake.metrics import METRICS_TABLE
 from eventlake.query import delta_tables
 from eventlake.session import build_spark_session
-
-WINDOWS_QUERY = f"{JOB}_windows"
 
 
 @dataclass(frozen=True)
@@ -61,10 +59,10 @@ class Reconciliation:
                 f"pipeline_metrics lacks batches {list(self.missing_metrics)} of {WINDOWS_QUERY} "
                 "(the job was stopped before it recorded them): duplicates and late counts are incomplete"
             )
-        elif self.windows_read != self.read:
+        elif self.windows_read != self.valid:
             found.append(
-                f"{WINDOWS_QUERY} read {self.windows_read} records, the intake {self.read}: the queries stopped at "
-                "different offsets; run the job to the end (availableNow) and reconcile again"
+                f"{WINDOWS_QUERY} read {self.windows_read} events, the intake found {self.valid} valid: the windows "
+                f"have not caught up with {EVENTS_TABLE}; run the job to the end (availableNow) and reconcile again"
             )
         elif self.valid != self.windowed + self.duplicates + self.late:
             found.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from pyspark.errors import PySparkException, StreamingQueryException
 from pyspark.sql import SparkSession
@@ -17,7 +18,19 @@ from eventlake.metrics import METRICS_TABLE, MetricsRecorder
 from eventlake.progress import ProgressPrinter
 from eventlake.session import build_spark_session
 
-StartQueries = Callable[[SparkSession, Settings], list[StreamingQuery]]
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """A job's streaming queries in the order data flows through them: each of ``starts`` starts one.
+    ``in_turn`` (``availableNow``): each query processes all its input and ends before the next one
+    starts, so a query that streams another's Delta table sees everything that one wrote."""
+
+    starts: tuple[Callable[[], StreamingQuery], ...]
+    in_turn: bool = False
+
+
+PlanQueries = Callable[[SparkSession, Settings], QueryPlan]
 
 
 def job_arguments(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -31,10 +44,11 @@ def job_arguments(description: str, argv: Sequence[str] | None = None) -> argpar
     return parser.parse_args(argv)
 
 
-def await_queries(queries: list[StreamingQuery]) -> None:
+def await_queries(queries: list[StreamingQuery]) -> bool:
     """Wait until every query ends (availableNow) or one fails or the user interrupts (interval triggers);
-    raise the first failure after stopping the other queries."""
+    raise the first failure after stopping the other queries. Returns False when interrupted."""
     failure: Exception | None = None
+    interrupted = False
     try:
         while failure is None and (active := [query for query in queries if query.isActive]):
             try:
@@ -43,6 +57,7 @@ def await_queries(queries: list[StreamingQuery]) -> None:
                 failure = error
             failure = failure or next((query.exception() for query in queries if query.exception()), None)
     except KeyboardInterrupt:
+        interrupted = True
         print("interrupted: stopping the queries (the next run resumes from their checkpoints)", flush=True)
     finally:
         for query in queries:
@@ -50,6 +65,22 @@ def await_queries(queries: list[StreamingQuery]) -> None:
                 query.stop()
     if failure is not None:
         raise failure
+    return not interrupted
+
+
+def run_plan(plan: QueryPlan, started: list[StreamingQuery] | None = None) -> list[StreamingQuery]:
+    """Start the plan's queries and wait until they end (see :func:`await_queries`); returns them.
+    ``started`` (when given) receives each query as it starts, for a caller that must see them on failure."""
+    started = [] if started is None else started
+    if not plan.in_turn:
+        started.extend(start() for start in plan.starts)
+        await_queries(started)
+        return started
+    for start in plan.starts:
+        started.append(start())
+        if not await_queries(started[-1:]):
+            break
+    return started
 
 
 _DATA_LOSS_HINT = (
@@ -82,8 +113,8 @@ def describe_failure(failure: Exception) -> str:
     return first
 
 
-def run_queries(spark: SparkSession, settings: Settings, job: str, start_queries: StartQueries) -> list[StreamingQuery]:
-    """Start a job's queries with a progress line per batch and ``pipeline_metrics`` recorded, wait until
+def run_queries(spark: SparkSession, settings: Settings, job: str, plan_queries: PlanQueries) -> list[StreamingQuery]:
+    """Run a job's queries with a progress line per batch and ``pipeline_metrics`` recorded, wait until
     they end, and return them; raises the first query failure."""
     printer = ProgressPrinter()
     recorder = MetricsRecorder(spark, settings.storage.table_path(METRICS_TABLE), job=job)
@@ -91,9 +122,9 @@ def run_queries(spark: SparkSession, settings: Settings, job: str, start_queries
     spark.streams.addListener(recorder)
     queries: list[StreamingQuery] = []
     try:
-        queries = start_queries(spark, settings)
-        print(f"{job}: started {', '.join(query.name for query in queries)}", flush=True)
-        await_queries(queries)
+        plan = plan_queries(spark, settings)
+        print(f"{job}: starting {len(plan.starts)} queries{' in turn' if plan.in_turn else ''}", flush=True)
+        run_plan(plan, queries)
     finally:
         printer.wait_until_reported([str(query.id) for query in queries])
         recorder.close()
@@ -102,7 +133,7 @@ def run_queries(spark: SparkSession, settings: Settings, job: str, start_queries
     return queries
 
 
-def run_job(name: str, start_queries: StartQueries, argv: Sequence[str] | None = None) -> int:
+def run_job(name: str, plan_queries: PlanQueries, argv: Sequence[str] | None = None) -> int:
     """A job's whole life: arguments, config, checks, session, queries, wait. Returns the exit code.
 
     Problems of configuration or environment end the job with one line on stderr, not a stack trace.
@@ -112,7 +143,7 @@ def run_job(name: str, start_queries: StartQueries, argv: Sequence[str] | None =
         settings = load_settings(args.config, args.overrides)
         require_topic(settings.kafka.bootstrap_servers, settings.kafka.topic, settings.kafka.options)
         spark = build_spark_session(settings.spark)
-        run_queries(spark, settings, name, start_queries)
+        run_queries(spark, settings, name, plan_queries)
     except (ConfigError, EnvironmentProblem) as problem:
         print(f"{name}: error: {problem}", file=sys.stderr)
         return 2

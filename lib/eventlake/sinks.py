@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
+from pyspark.sql.types import StructType
 
 from eventlake.config import parse_duration, spark_interval
 
@@ -19,18 +23,21 @@ def with_trigger(writer: DataStreamWriter, trigger: str) -> DataStreamWriter:
     return writer.trigger(processingTime=spark_interval(parse_duration(trigger)))
 
 
-def start_delta_stream(
-    rows: DataFrame, table_path: str, query_name: str, checkpoint: str, trigger: str
-) -> StreamingQuery:
-    """Append a stream to the Delta table at ``table_path``, exactly once: the Delta sink commits each
-    micro-batch with the query's id and batch id, so a batch replayed after a crash is skipped."""
-    writer = (
-        rows.writeStream.format("delta")
-        .queryName(query_name)
-        .outputMode("append")
-        .option("checkpointLocation", checkpoint)
-    )
-    return with_trigger(writer, trigger).start(table_path)
+def append_new_rows(rows: DataFrame, batch_id: int, *, table_path: str, writer_id: str) -> None:
+    """``foreachBatch`` function: append a micro-batch's rows with :func:`append_once`, and skip the
+    commit when there are none (a batch of a stateful query often closes no window). The rows are
+    computed once, cached: a stateful query's batch must not run twice."""
+    rows.persist()
+    try:
+        if rows.count():
+            append_once(rows, table_path, writer_id, batch_id)
+    finally:
+        rows.unpersist()
+
+
+def ensure_table(spark: SparkSession, table_path: str, schema: str) -> None:
+    """Create an empty Delta table with ``schema`` (a DDL string) at ``table_path`` unless one is there."""
+    DeltaTable.createIfNotExists(spark).location(table_path).addColumns(StructType.fromDDL(schema)).execute()
 
 
 def batch_writer_id(query_name: str, checkpoint: str) -> str:
@@ -58,6 +65,38 @@ def append_once(
     if merge_schema:
         writer = writer.option("mergeSchema", "true")
     writer.save(table_path)
+    warm_table_state(rows.sparkSession, table_path)
+
+
+# One background thread computes table states; a table waiting for it is not queued twice.
+_warming = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventlake-delta-state")
+_queued: set[str] = set()
+_queued_lock = threading.Lock()
+
+
+def warm_table_state(spark: SparkSession, table_path: str) -> None:
+    """Compute, in the background, the state of the table's newest version (its files and the writers'
+    batch versions), which the next ``append_once`` or MERGE on it reads.
+
+    Delta 4.4 answers ``txnAppId`` checks and MERGE's file list from that state and rebuilds it with Spark
+    jobs (about 0.7 s here) for every new version: a commit creates the version, so without this every
+    commit of a micro-batch would pay for a rebuild. Done between the batch's writes to this table, the
+    rebuild is usually ready, on the idle core, when the next batch writes. Only an optimisation: a
+    failure (the session stopping, another version committed meanwhile) just leaves the work to Delta.
+    """
+    with _queued_lock:
+        if table_path in _queued:
+            return
+        _queued.add(table_path)
+    _warming.submit(_compute_table_state, spark, table_path)
+
+
+def _compute_table_state(spark: SparkSession, table_path: str) -> None:
+    with _queued_lock:
+        _queued.discard(table_path)
+    with contextlib.suppress(Exception):  # see warm_table_state: an optimisation never fails a write
+        delta_log = spark._jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, table_path)
+        delta_log.unsafeVolatileSnapshot().transactions()
 
 
 def insert_new_rows(rows: DataFrame, table_path: str, key: str, partition_column: str) -> None:
@@ -90,6 +129,7 @@ def insert_new_rows(rows: DataFrame, table_path: str, key: str, partition_column
         .withSchemaEvolution()
         .execute()
     )
+    warm_table_state(spark, table_path)
 
 
 def start_batch_stream(

@@ -1,4 +1,5 @@
-"""Reading Kafka: the raw records (key, value, topic, partition, offset, timestamp, headers)."""
+"""Reading streams: Kafka's raw records (key, value, topic, partition, offset, timestamp, headers), and
+Delta tables that another query appends to."""
 
 from __future__ import annotations
 
@@ -30,3 +31,9 @@ def kafka_source_options(kafka: KafkaSettings) -> dict[str, str]:
 def read_kafka_stream(spark: SparkSession, kafka: KafkaSettings) -> DataFrame:
     """A streaming DataFrame of the topic's raw records, from the checkpoint's offsets or ``starting_offsets``."""
     return spark.readStream.format("kafka").options(**kafka_source_options(kafka)).load()
+
+
+def read_delta_stream(spark: SparkSession, table_path: str) -> DataFrame:
+    """A streaming DataFrame of the rows appended to the Delta table at ``table_path``, from its first
+    version on (or from the checkpoint's position)."""
+    return spark.readStream.format("delta").load(table_path)

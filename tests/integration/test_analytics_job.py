@@ -11,7 +11,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from eventlake.analytics import WINDOWS_TABLE, start_analytics_queries
+from eventlake.analytics import WINDOWS_TABLE, analytics_queries
 from eventlake.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.metrics import METRICS_TABLE
 from eventlake.reconcile import reconcile
@@ -47,7 +47,7 @@ def at(minute: int) -> datetime:
 
 
 def run_analytics(spark, settings) -> None:
-    run_queries(spark, settings, "analytics", start_analytics_queries)
+    run_queries(spark, settings, "analytics", analytics_queries)
 
 
 def read_table(spark, settings, table):
@@ -127,14 +127,15 @@ def test_windows_and_dead_letters_across_two_runs_on_one_checkpoint(spark, job_s
         ("NOT_JSON", "extract", "analytics", fresh_topic),
     ]
 
-    # The metrics account for every record: the duplicates e1 (same batch) and e7 (across runs), the late e8.
+    # The metrics account for every valid event (the windows read the 13 the intake found valid): the
+    # duplicates e1 (same batch) and e7 (across runs), the late e8.
     metrics = read_table(spark, job_settings, METRICS_TABLE)
     windows_metrics = metrics.where("query_name = 'analytics_windows'").groupBy().agg(
         F.sum("input_rows").alias("read"), F.sum("dropped_duplicates").alias("duplicates"),
         F.sum("dropped_late").alias("late"), F.count("*").alias("batches"),
         F.countDistinct("batch_id").alias("distinct_batches"),
     ).first()
-    assert (windows_metrics.read, windows_metrics.duplicates, windows_metrics.late) == (16, 2, 1)
+    assert (windows_metrics.read, windows_metrics.duplicates, windows_metrics.late) == (13, 2, 1)
     assert windows_metrics.batches == windows_metrics.distinct_batches
 
     # A third run with nothing new changes nothing.
@@ -181,7 +182,8 @@ def test_spark_submit_runs_the_job_end_to_end(spark, job_settings, kafka_bootstr
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "[analytics_windows] batch 0: 3 rows in" in result.stdout
+    assert "[analytics_intake] batch 0: 3 rows in" in result.stdout
+    assert "[analytics_windows] batch 0: 2 rows in" in result.stdout  # the valid events
     assert "analytics: done" in result.stdout
     windows = read_table(spark, job_settings, WINDOWS_TABLE)
     assert_df_equality(

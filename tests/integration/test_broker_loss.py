@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 
-from eventlake.analytics import JOB, WINDOWS_TABLE, start_analytics_queries
+from eventlake.analytics import JOB, WINDOWS_TABLE, analytics_queries
 from eventlake.config import StorageSettings
 from eventlake.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.kafka_admin import create_topic
@@ -107,7 +107,7 @@ def test_the_job_rides_through_a_broker_outage(spark, job_settings, tmp_path):
                 storage, tables_root=str(tmp_path / "reference"), checkpoint_root=str(tmp_path / "reference-cp")
             ),
         )
-        run_queries(spark, reference_settings, JOB, start_analytics_queries)
+        run_queries(spark, reference_settings, JOB, analytics_queries)
     finally:
         if job is not None and job.poll() is None:
             os.killpg(job.pid, signal.SIGKILL)

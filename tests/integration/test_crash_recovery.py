@@ -39,11 +39,11 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from eventlake.analytics import JOB, WINDOWS_TABLE, start_analytics_queries
+from eventlake.analytics import JOB, WINDOWS_TABLE, analytics_queries
 from eventlake.config import Settings, StorageSettings
 from eventlake.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.producer import ProducedRecord, generate_records, send_records
-from eventlake.runner import await_queries
+from eventlake.runner import run_plan
 
 from .helpers import PROJECT_ROOT, venv_environment
 
@@ -401,7 +401,7 @@ def test_killed_and_restarted_job_writes_the_same_tables_as_one_that_never_faile
         # reference, never killed, reads the same topic into its own tables.
         stream.finish()
         final = start(trigger="availableNow")
-        await_queries(start_analytics_queries(spark, reference))
+        run_plan(analytics_queries(spark, reference))
         exit_code = final.wait(timeout=DRAIN_SECONDS)
         assert exit_code == 0, f"the final availableNow run exited with {exit_code}\n{final.logs()}\n{kill_report()}"
         assert "analytics: done" in final.stdout_path.read_text()

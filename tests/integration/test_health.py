@@ -8,7 +8,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from eventlake import health
-from eventlake.analytics import start_analytics_queries
+from eventlake.analytics import analytics_queries
 from eventlake.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.metrics import METRICS_TABLE
 from eventlake.runner import run_queries
@@ -30,7 +30,7 @@ def test_the_report_prints_the_tables_figures_and_draws_the_charts(
         [event("a", 1, "click", "u1"), event("a", 1, "click", "u1"), event("b", 20, "click", "u2"),
          (None, b"{"), (None, b""), (None, b"[]")],
     )
-    queries = run_queries(spark, job_settings, "analytics", start_analytics_queries)
+    queries = run_queries(spark, job_settings, "analytics", analytics_queries)
     capsys.readouterr()
 
     # The listener's rows are the queries' own progress reports, batch for batch.

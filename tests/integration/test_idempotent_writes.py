@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from eventlake.analytics import start_analytics_queries
+from eventlake.analytics import analytics_queries
 from eventlake.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.intake import INTAKE_TABLE
-from eventlake.runner import await_queries
+from eventlake.runner import run_plan
 from eventlake.sinks import append_once, batch_writer_id
 
 from .helpers import send
@@ -38,7 +38,7 @@ def test_writer_ids_differ_per_checkpoint():
 
 def test_a_replayed_intake_batch_changes_nothing(spark, job_settings, kafka_bootstrap, fresh_topic):
     send(kafka_bootstrap, fresh_topic, [(b"k", b"not json"), (b"k", b"[]"), (None, b"")] * 3)
-    await_queries(start_analytics_queries(spark, job_settings))
+    run_plan(analytics_queries(spark, job_settings))
     storage = job_settings.storage
     dead_letters_path, intake_path = storage.table_path(DEAD_LETTERS_TABLE), storage.table_path(INTAKE_TABLE)
     before = table_rows(spark, dead_letters_path, "ingested_at"), table_rows(spark, intake_path)
@@ -50,8 +50,7 @@ def test_a_replayed_intake_batch_changes_nothing(spark, job_settings, kafka_boot
     last_commit = max(commits.glob("[0-9]*"), key=lambda path: int(path.name))
     last_commit.unlink()
     (commits / f".{last_commit.name}.crc").unlink(missing_ok=True)
-    replayed = start_analytics_queries(spark, job_settings)
-    await_queries(replayed)
+    replayed = run_plan(analytics_queries(spark, job_settings))
 
     intake_query = next(query for query in replayed if query.name == "analytics_intake")
     assert [progress.batchId for progress in intake_query.recentProgress] == [int(last_commit.name)]

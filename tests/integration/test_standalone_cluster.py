@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 
-from eventlake.analytics import WINDOWS_TABLE, start_analytics_queries
+from eventlake.analytics import WINDOWS_TABLE, analytics_queries
 from eventlake.config import Settings
 from eventlake.daemons import free_port
 from eventlake.dead_letters import DEAD_LETTERS_TABLE
@@ -104,7 +104,7 @@ def test_the_job_on_a_standalone_cluster_writes_what_it_writes_in_local_mode(
             checkpoint_root=str(tmp_path / "on-cluster" / "checkpoints"),
         ),
     )
-    run_queries(spark, job_settings, "analytics", start_analytics_queries)
+    run_queries(spark, job_settings, "analytics", analytics_queries)
     result = submit_to(cluster, node_python, package, on_cluster)
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     assert "analytics: done" in result.stdout
