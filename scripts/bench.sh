@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Benchmarks (not tests): scripts/bench.sh throughput [options] | scripts/bench.sh latency [options]
+# Benchmarks (not tests): scripts/bench.sh throughput|batches|latency [options]
 #   throughput: eventlake against the raw Kafka and Spark limits, the lesson's consumer and quixstreams,
 #               on one backlog of 2 million events (about 250 bytes each) - about half an hour on 2 cores;
+#   batches:    the time of one micro-batch per job at 500, 2,500 and 50,000 records a batch, beside spark-plain;
+#   profile:    where one micro-batch's time goes, to the millisecond, per job (Spark's phases, each Delta write);
 #   latency:    end-to-end latency percentiles at steady producer rates, for ETL silver and for windows.
 # Sets up what is missing (the benchmark's own Python packages too) and starts the local broker if needed.
 # --help after the mode lists its options. Results: a table on stdout and JSON under data/bench/.
@@ -10,8 +12,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 mode=${1:-}
 case "$mode" in
-    throughput|latency) shift ;;
-    *) echo "usage: scripts/bench.sh throughput|latency [--help | options]" >&2; exit 2 ;;
+    throughput|batches|profile|latency) shift ;;
+    *) echo "usage: scripts/bench.sh throughput|batches|profile|latency [--help | options]" >&2; exit 2 ;;
 esac
 bash scripts/setup.sh >&2
 if ! .venv/bin/python -c 'import kafka, quixstreams, psutil' 2>/dev/null; then
@@ -20,4 +22,6 @@ if ! .venv/bin/python -c 'import kafka, quixstreams, psutil' 2>/dev/null; then
 fi
 scripts/kafka.sh start >&2
 source .venv/bin/activate
-exec python "scripts/bench/$mode.py" "$@"
+script=$mode
+[ "$mode" = profile ] && script=batch_profile  # not profile.py: that name is a module of Python's own
+exec python "scripts/bench/$script.py" "$@"

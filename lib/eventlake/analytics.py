@@ -25,7 +25,7 @@ from eventlake.config import AnalyticsSettings, Settings, StorageSettings
 from eventlake.contract import parse_events, valid_events
 from eventlake.intake import BatchCounts, observe_dead_letters, write_intake_batch
 from eventlake.runner import QueryPlan
-from eventlake.sinks import append_new_rows, append_once, batch_writer_id, ensure_table, start_batch_stream
+from eventlake.sinks import BatchWriter, append_new_rows, fits_one_file, batch_writer_id, ensure_table, pending_batch, start_batch_stream
 from eventlake.sources import read_delta_stream, read_kafka_stream
 from eventlake.storage_checks import claim_checkpoint, require_folder
 from eventlake.transforms import count_events_per_type_and_window, drop_duplicate_events, with_event_time_watermark
@@ -33,12 +33,16 @@ from eventlake.transforms import count_events_per_type_and_window, drop_duplicat
 JOB = "analytics"
 WINDOWS_TABLE = "analytics_windows"
 EVENTS_TABLE = "analytics_events"
+# The columns of analytics_windows that say what was counted (the rest, writer_id and batch_id, say which
+# batch wrote the row).
+WINDOW_COLUMNS = ("window_start", "window_end", "event_type", "event_count", "distinct_users")
 INTAKE_QUERY = f"{JOB}_intake"
 WINDOWS_QUERY = f"{JOB}_windows"
 # The columns of analytics_events: what the windows need, and where each event came from.
 EVENTS_SCHEMA = (
     "event_id string, event_time timestamp, event_type string, user_id string, source string,"
-    " schema_version string, session_id string, topic string, partition int, offset long, kafka_timestamp timestamp"
+    " schema_version string, session_id string, topic string, partition int, offset long, kafka_timestamp timestamp,"
+    " writer_id string, batch_id long"
 )
 # Observed per batch (progress.observedMetrics): events that reach the window aggregation, after
 # deduplication; recorded in pipeline_metrics.windowed_rows for the reconciliation.
@@ -57,34 +61,32 @@ def analytics_windows(events: DataFrame, analytics: AnalyticsSettings) -> DataFr
 def to_analytics_events(parsed: DataFrame) -> DataFrame:
     """Rows of :func:`~eventlake.contract.parse_events` -> rows of ``analytics_events`` (valid events only)."""
     columns = [field.split(" ")[0] for field in EVENTS_SCHEMA.split(", ")]
-    return valid_events(parsed).select(*columns)
+    return valid_events(parsed).select(*columns[:-2])  # writer_id and batch_id: see BatchWriter
 
 
-def write_events(
-    parsed: DataFrame, batch_id: int, counts: BatchCounts, *, storage: StorageSettings, writer_id: str
-) -> None:
-    """Append one micro-batch's valid events to ``analytics_events``, once per batch id."""
+def write_events(parsed: DataFrame, batch_id: int, counts: BatchCounts, *, storage: StorageSettings, writer: BatchWriter) -> None:
+    """Append one micro-batch's valid events to ``analytics_events``, once."""
     if counts.valid:
-        append_once(to_analytics_events(parsed), storage.table_path(EVENTS_TABLE), writer_id, batch_id)
+        writer.append(to_analytics_events(parsed), storage.table_path(EVENTS_TABLE), batch_id, one_file=fits_one_file(counts.valid))
 
 
 def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     """The job's two queries, intake first; checks the storage and claims both checkpoints first."""
     storage, trigger = settings.storage, settings.analytics.trigger
     require_folder(storage.tables_root, "tables root")
-    for query in ("windows", "intake"):
-        claim_checkpoint(storage.checkpoint_path(JOB, query), JOB, query, settings.kafka.topic)
+    claim_checkpoint(storage.checkpoint_path(JOB, "intake"), JOB, "intake", settings.kafka.topic)
+    claim_checkpoint(storage.checkpoint_path(JOB, "windows"), JOB, "windows", settings.kafka.topic, source=EVENTS_TABLE)
     events_path = storage.table_path(EVENTS_TABLE)
     # The windows query streams this table from its first version, so it must exist before either starts.
     ensure_table(spark, events_path, EVENTS_SCHEMA)
     intake_checkpoint = storage.checkpoint_path(JOB, "intake")
-    writer_id = batch_writer_id(INTAKE_QUERY, intake_checkpoint)
+    intake_writer = BatchWriter(batch_writer_id(INTAKE_QUERY, intake_checkpoint), pending_batch(spark, intake_checkpoint))
     write_intake = partial(
         write_intake_batch,
         job=JOB,
         storage=storage,
-        writer_id=writer_id,
-        write_records=partial(write_events, storage=storage, writer_id=writer_id),
+        writer=intake_writer,
+        write_records=partial(write_events, storage=storage, writer=intake_writer),
     )
 
     def start_intake():
@@ -95,7 +97,7 @@ def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     write_windows = partial(
         append_new_rows,
         table_path=storage.table_path(WINDOWS_TABLE),
-        writer_id=batch_writer_id(WINDOWS_QUERY, windows_checkpoint),
+        writer=BatchWriter(batch_writer_id(WINDOWS_QUERY, windows_checkpoint), pending_batch(spark, windows_checkpoint)),
     )
 
     def start_windows():

@@ -28,9 +28,9 @@ from eventlake.etl_stages import StageContext, run_stages, to_bronze, to_silver
 from eventlake.intake import BatchCounts, observe_dead_letters, write_intake_batch
 from eventlake.retry import with_retries
 from eventlake.runner import QueryPlan
-from eventlake.sinks import append_once, batch_writer_id, insert_new_rows, start_batch_stream
+from eventlake.sinks import BatchWriter, batch_writer_id, fits_one_file, insert_new_rows, pending_batch, run_together, start_batch_stream
 from eventlake.sources import read_kafka_stream
-from eventlake.storage_checks import claim_checkpoint, require_folder
+from eventlake.storage_checks import claim_checkpoint, refuse_replaced_checkpoints, require_folder
 
 JOB = "etl"
 BRONZE_TABLE = "bronze_events"
@@ -38,11 +38,13 @@ SILVER_TABLE = "silver_events"
 INGEST_QUERY = f"{JOB}_ingest"
 
 
-def write_bronze(rows: DataFrame, batch_id: int, *, storage: StorageSettings, writer_id: str, retry: RetrySettings) -> None:
-    """Append one micro-batch's records, as received, to bronze, once per batch id, retried on transient failures."""
+def write_bronze(
+    rows: DataFrame, batch_id: int, records: int, *, storage: StorageSettings, writer: BatchWriter, retry: RetrySettings
+) -> None:
+    """Append one micro-batch's ``records`` records, as received, to bronze, once, retried on transient failures."""
     bronze = rows.transform(to_bronze)
     with_retries(
-        lambda: append_once(bronze, storage.table_path(BRONZE_TABLE), writer_id, batch_id, ["ingest_date"]),
+        lambda: writer.append(bronze, storage.table_path(BRONZE_TABLE), batch_id, ["ingest_date"], one_file=fits_one_file(records)),
         retry,
         f"{JOB}: writing batch {batch_id} to {BRONZE_TABLE}",
     )
@@ -59,13 +61,14 @@ def write_silver_rows(rows: DataFrame, batch_id: int, *, storage: StorageSetting
 
 
 def write_lake_rows(
-    rows: DataFrame, batch_id: int, counts: BatchCounts, *, storage: StorageSettings, writer_id: str, retry: RetrySettings
+    rows: DataFrame, batch_id: int, counts: BatchCounts, *, storage: StorageSettings, writer: BatchWriter, retry: RetrySettings
 ) -> None:
-    """The ETL's own writes of one micro-batch, between the dead letters and the intake counts: every
-    record to bronze, the valid events to silver."""
-    write_bronze(rows, batch_id, storage=storage, writer_id=writer_id, retry=retry)
+    """The ETL's own writes of one micro-batch, between the dead letters and the intake counts and at the
+    same time: every record to bronze, the valid events to silver."""
+    writes = [lambda: write_bronze(rows, batch_id, counts.records, storage=storage, writer=writer, retry=retry)]
     if counts.valid:
-        write_silver_rows(rows, batch_id, storage=storage, retry=retry)
+        writes.append(lambda: write_silver_rows(rows, batch_id, storage=storage, retry=retry))
+    run_together(writes)
 
 
 def silver_rows(raw: DataFrame, settings: Settings, context: StageContext) -> DataFrame:
@@ -85,18 +88,19 @@ def etl_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     storage, etl = settings.storage, settings.etl
     require_folder(storage.tables_root, "tables root")
     checkpoint = storage.checkpoint_path(JOB, "ingest")
+    refuse_replaced_checkpoints([storage.checkpoint_path(JOB, old) for old in ("bronze", "silver")], JOB, INGEST_QUERY)
     claim_checkpoint(checkpoint, JOB, "ingest", settings.kafka.topic)
     dimension = ensure_dimension_table(spark, etl.enrich, storage) if "enrich" in etl.transforms else None
     context = StageContext(etl=etl, dimension=dimension, pii_salt=resolve_secret(etl.pii.salt))
     rows = silver_rows(read_kafka_stream(spark, settings.kafka), settings, context)
-    writer_id = batch_writer_id(INGEST_QUERY, checkpoint)
+    writer = BatchWriter(batch_writer_id(INGEST_QUERY, checkpoint), pending_batch(spark, checkpoint))
     write_batch = partial(
         write_intake_batch,
         job=JOB,
         storage=storage,
-        writer_id=writer_id,
+        writer=writer,
         retry=etl.retry,
-        write_records=partial(write_lake_rows, storage=storage, writer_id=writer_id, retry=etl.retry),
+        write_records=partial(write_lake_rows, storage=storage, writer=writer, retry=etl.retry),
     )
 
     def start_ingest():

@@ -1,6 +1,6 @@
 """The intake of a job: every Kafka record it read, accounted for per micro-batch and partition.
 
-The intake query of a job writes, for each micro-batch and in an idempotent way, the invalid records to
+The intake query of a job writes, for each micro-batch and once, the invalid records to
 ``dead_letters`` and one row per Kafka partition to ``intake_batches``: the offsets read and how many
 records were valid and invalid. Together they prove that every offset was read once.
 """
@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from eventlake.config import RetrySettings, StorageSettings
 from eventlake.contract import invalid_records
 from eventlake.dead_letters import DEAD_LETTERS_TABLE, to_dead_letters
 from eventlake.retry import with_retries
-from eventlake.sinks import append_once
+from eventlake.sinks import BatchWriter, fits_one_file, run_together
 
 INTAKE_TABLE = "intake_batches"
 # Observed per batch (progress.observedMetrics) and recorded in pipeline_metrics.dead_letters.
@@ -65,39 +65,48 @@ def write_intake_batch(
     *,
     job: str,
     storage: StorageSettings,
-    writer_id: str,
+    writer: BatchWriter,
     retry: RetrySettings = RetrySettings(max_attempts=1),
     write_records: BatchWrites | None = None,
 ) -> None:
-    """Write one micro-batch: its dead letters, then the job's own ``write_records``, then the intake
-    counts, each idempotent per batch id and retried on transient failures. The intake counts go last,
-    so a batch with its ``intake_batches`` rows is a batch written whole.
+    """Write one micro-batch: its dead letters and, at the same time, the job's own ``write_records``,
+    then the intake counts, each once per batch (``writer``) and retried on transient failures. The
+    intake counts go last, so a batch with its ``intake_batches`` rows is a batch written whole.
 
-    The batch is parsed once (it stays cached while it is written), and a table is not touched when the
-    batch has nothing for it: every Delta commit costs, even an empty one.
+    The batch is parsed once, here, and stored for the writes that follow; a table is not touched when
+    the batch has nothing for it: every Delta commit costs, even an empty one.
     """
-    parsed.persist()
-    try:
-        intake = count_intake_per_partition(parsed, job, batch_id)
-        totals = intake.agg(
-            *(F.coalesce(F.sum(name), F.lit(0)).alias(name) for name in ("records", "valid", "invalid"))
-        ).first()
-        counts = BatchCounts(records=totals.records, valid=totals.valid, invalid=totals.invalid)
-        if not counts.records:
-            return
-        if counts.invalid:
-            dead_letters = invalid_records(parsed).transform(to_dead_letters, job=job)
-            with_retries(
-                lambda: append_once(dead_letters, storage.table_path(DEAD_LETTERS_TABLE), writer_id, batch_id),
-                retry,
-                f"{job}: writing the dead letters of batch {batch_id}",
-            )
-        if write_records is not None:
-            write_records(parsed, batch_id, counts)
+    # Parsed once: the writes read the stored rows through a plan of one node, not the contract's large
+    # plan, and the batch's counts come with the same Spark job.
+    observation = Observation(f"{job}-batch-{batch_id}")
+    is_valid = F.col("error_code").isNull()
+    parsed = parsed.observe(
+        observation,
+        F.count(F.lit(1)).alias("records"),
+        F.count(F.when(is_valid, 1)).alias("valid"),
+        F.count(F.when(~is_valid, 1)).alias("invalid"),
+    ).localCheckpoint(eager=True)
+    counts = BatchCounts(**observation.get)
+    if not counts.records:
+        return
+
+    def write_dead_letters() -> None:
+        dead_letters = invalid_records(parsed).transform(to_dead_letters, job=job)
         with_retries(
-            lambda: append_once(intake, storage.table_path(INTAKE_TABLE), writer_id, batch_id),
+            lambda: writer.append(
+                dead_letters, storage.table_path(DEAD_LETTERS_TABLE), batch_id, one_file=fits_one_file(counts.invalid)
+            ),
             retry,
-            f"{job}: writing the intake counts of batch {batch_id}",
+            f"{job}: writing the dead letters of batch {batch_id}",
         )
-    finally:
-        parsed.unpersist()
+
+    writes = [write_dead_letters] if counts.invalid else []
+    if write_records is not None:
+        writes.append(lambda: write_records(parsed, batch_id, counts))
+    run_together(writes)
+    intake = count_intake_per_partition(parsed, job, batch_id)
+    with_retries(
+        lambda: writer.append(intake, storage.table_path(INTAKE_TABLE), batch_id, one_file=True),
+        retry,
+        f"{job}: writing the intake counts of batch {batch_id}",
+    )

@@ -2,7 +2,7 @@
 
 A :class:`MetricsRecorder` listens to the session's queries and appends their progress to Delta from a
 background thread, so the job never waits for it; a failure to write is logged and the job goes on.
-Each write is idempotent per query and batch id, so a batch replayed after a restart is recorded once.
+A batch that runs again after a restart is recorded once: the recorder skips batches the table holds.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import threading
 from datetime import datetime
 from typing import Any, TextIO
 
-from pyspark.sql import DataFrame, SparkSession
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQueryListener
-from pyspark.sql.types import StructType
 
 from eventlake.intake import DEAD_LETTER_ROWS
 from eventlake.progress import kafka_lag
-from eventlake.sinks import append_once
+from eventlake.sinks import rows_frame
 
 METRICS_TABLE = "pipeline_metrics"
 
@@ -81,23 +81,19 @@ def _observed_rows(progress: Any, name: str) -> int | None:
     return None
 
 
-def rows_frame(spark: SparkSession, rows: list[dict[str, Any]], schema: str) -> DataFrame:
-    """A small DataFrame of ``rows`` (dicts with every column of ``schema``), built from literals in the
-    JVM: ``createDataFrame`` of Python objects would start Python worker processes to unpickle them."""
-    fields = StructType.fromDDL(schema).fields
-    structs = [
-        F.struct(*(F.lit(row[field.name]).cast(field.dataType).alias(field.name) for field in fields)) for row in rows
-    ]
-    return spark.range(1).select(F.inline(F.array(*structs)))
-
-
 class MetricsRecorder(StreamingQueryListener):
     """Appends every batch's progress to ``pipeline_metrics`` at ``table_path``, off the job's path."""
 
-    def __init__(self, spark: SparkSession, table_path: str, job: str, errors: TextIO = sys.stderr):
+    def __init__(
+        self, spark: SparkSession, table_path: str, job: str, errors: TextIO = sys.stderr, flush_every: float = 10.0
+    ):
         self.spark, self.table_path, self.job, self.errors = spark, table_path, job, errors
-        # Rows to write; None asks the writer to finish what it has and stop.
-        self._pending: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        # Each write is a Delta commit, which costs Spark jobs on the cores the queries use: rows are gathered
+        # and written every ``flush_every`` seconds, and when the recorder closes.
+        self.flush_every = flush_every
+        self._pending: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._recorded: dict[str, int] = {}  # per query id, the highest batch in the table
+        self._closing = threading.Event()
         self._writer = threading.Thread(target=self._write_forever, name="eventlake-metrics", daemon=True)
         self._writer.start()
 
@@ -118,36 +114,50 @@ class MetricsRecorder(StreamingQueryListener):
 
     def close(self, timeout: float = 120.0) -> bool:
         """Write everything received so far and stop the writer; False when ``timeout`` ran out first."""
-        self._pending.put(None)
+        self._closing.set()
         self._writer.join(timeout)
         return not self._writer.is_alive()
 
     def _write_forever(self) -> None:
-        stopping = False
-        while not stopping:
-            items = [self._pending.get()]
+        while True:
+            closing = self._closing.wait(self.flush_every)
+            rows = []
             while not self._pending.empty():
-                items.append(self._pending.get())
-            stopping = None in items
-            rows = [item for item in items if item is not None]
+                rows.append(self._pending.get())
             if rows:
                 self._write(rows)
+            if closing:
+                return
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
         by_query: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             by_query.setdefault(row["query_id"], []).append(row)
-        for query_id, query_rows in by_query.items():
-            try:
-                frame = rows_frame(self.spark, query_rows, METRICS_SCHEMA)
-                # Progress arrives in batch order per query: the highest batch id is the write's version,
-                # and Delta skips a later write of any batch at or below it (a replay after a restart).
-                append_once(
-                    frame, self.table_path, f"metrics-{query_id}", max(r["batch_id"] for r in query_rows),
-                    merge_schema=True,  # a table written by an older version gains the new columns
-                )
-            except Exception as error:  # metrics must never stop the job
-                self._warn(f"could not write {len(query_rows)} rows to {METRICS_TABLE}: {error}")
+        try:
+            new_rows = [row for query_id, query_rows in by_query.items() for row in self._not_recorded(query_id, query_rows)]
+            if new_rows:
+                frame = rows_frame(self.spark, new_rows, METRICS_SCHEMA)
+                # A table written by an older version gains the new columns.
+                frame.write.format("delta").mode("append").option("mergeSchema", "true").save(self.table_path)
+                for row in new_rows:
+                    self._recorded[row["query_id"]] = max(self._recorded[row["query_id"]], row["batch_id"])
+        except Exception as error:  # metrics must never stop the job
+            self._warn(f"could not write {len(rows)} rows to {METRICS_TABLE}: {error}")
+
+    def _not_recorded(self, query_id: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows of batches the table does not hold yet. Progress arrives in batch order per query, so
+        the highest batch recorded is all there is to know; it is read from the table once per run (a
+        batch that ran again after a restart reports again)."""
+        if query_id not in self._recorded:
+            self._recorded[query_id] = self._highest_recorded_batch(query_id)
+        return [row for row in rows if row["batch_id"] > self._recorded[query_id]]
+
+    def _highest_recorded_batch(self, query_id: str) -> int:
+        if not DeltaTable.isDeltaTable(self.spark, self.table_path):
+            return -1
+        table = self.spark.read.format("delta").load(self.table_path)
+        highest = table.where(F.col("query_id") == query_id).agg(F.max("batch_id")).first()[0]
+        return -1 if highest is None else highest
 
     def _warn(self, message: str) -> None:
         first_line = str(message).strip().splitlines()[0]

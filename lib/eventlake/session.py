@@ -19,10 +19,14 @@ _DEFAULTS = {
     "spark.sql.catalog.spark_catalog": DELTA_CATALOG_CLASS,
     # Windows, watermarks and printed times all in UTC, whatever the machine's zone.
     "spark.sql.session.timeZone": "UTC",
-    # Laptop-sized defaults; the cluster example raises them. Delta rebuilds a table's snapshot with
+    # Laptop-sized defaults; the cluster example raises them. Delta rebuilds a table's state with
     # snapshotPartitions tasks (50 by default): on 2 cores that alone cost seconds per micro-batch.
     "spark.sql.shuffle.partitions": "2",
-    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.databricks.delta.snapshotPartitions": "1",
+    # A log checkpoint costs seconds here (rebuilding the table's state, then writing it) and the next
+    # commit rebuilds the state again: every 100 commits instead of 10 (tables made by eventlake; readers
+    # then replay up to 99 small JSON commits, milliseconds each).
+    "spark.databricks.delta.properties.defaults.checkpointInterval": "100",
     "spark.sql.streaming.stateStore.providerClass": (
         "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
     ),

@@ -1,9 +1,11 @@
-"""What the eventlake jobs of a scripts/bench.sh run wrote: row counts of their Delta tables, as JSON.
+"""What the eventlake jobs of a scripts/bench.sh run wrote: row counts of their Delta tables, and every
+batch of every query from ``pipeline_metrics``, as JSON.
 
     spark-submit scripts/bench/delta_totals.py TABLES_ROOT [TABLES_ROOT ...]
 
 The harness uses it to check that a timed run accounted for every record of the topic (intake records,
-bronze rows), so a fast but incomplete run cannot pass for a fast one. Runs after the timings, untimed.
+bronze rows), so a fast but incomplete run cannot pass for a fast one, and to time each micro-batch.
+Runs after the timings, untimed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from eventlake.config import SparkSettings
 from eventlake.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.etl import BRONZE_TABLE, SILVER_TABLE
 from eventlake.intake import INTAKE_TABLE
+from eventlake.metrics import METRICS_TABLE
 from eventlake.session import build_spark_session
 
 # Table -> {total name: the column of rows it sums}; a count is a sum of ones.
@@ -44,12 +47,36 @@ def table_totals(spark: SparkSession, tables_root: str) -> dict[str, dict[str, i
     return totals
 
 
+BATCH_COLUMNS = (
+    "batch_id", "batch_time", "input_rows", "batch_duration_ms", "add_batch_ms", "query_planning_ms",
+    "latest_offset_ms", "wal_commit_ms", "commit_offsets_ms", "state_rows",
+)
+
+
+def query_batches(spark: SparkSession, tables_root: str) -> dict[str, list[dict]]:
+    """Every batch of every query in ``pipeline_metrics`` under ``tables_root``, in batch order (times in
+    seconds since the epoch)."""
+    path = os.path.join(tables_root, METRICS_TABLE)
+    if not os.path.isdir(os.path.join(path, "_delta_log")):
+        return {}
+    rows = (
+        spark.read.format("delta").load(path).dropDuplicates(["query_id", "batch_id"])
+        .select("query_name", *BATCH_COLUMNS).orderBy("query_name", "batch_id").collect()
+    )
+    batches: dict[str, list[dict]] = {}
+    for row in rows:
+        figures = {name: row[name] for name in BATCH_COLUMNS}
+        figures["batch_time"] = row.batch_time.timestamp() if row.batch_time else None
+        batches.setdefault(row.query_name, []).append(figures)
+    return batches
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print("usage: spark-submit scripts/bench/delta_totals.py TABLES_ROOT [TABLES_ROOT ...]", file=sys.stderr)
         return 2
     spark = build_spark_session(SparkSettings(app_name="eventlake-bench-totals"))
-    print(json.dumps({root: table_totals(spark, root) for root in argv}))
+    print(json.dumps({root: {**table_totals(spark, root), "batches": query_batches(spark, root)} for root in argv}))
     spark.stop()
     return 0
 

@@ -63,9 +63,9 @@ MODES = ("stateless", "windows")
 JOB_SCRIPT = {"stateless": "jobs/etl.py", "windows": "jobs/analytics.py"}
 JOB_NAME = {"stateless": etl.JOB, "windows": analytics.JOB}
 TABLE = {"stateless": etl.SILVER_TABLE, "windows": analytics.WINDOWS_TABLE}
-QUERIES = {"stateless": ("bronze", "silver"), "windows": ("windows", "intake")}
+QUERIES = {"stateless": ("ingest",), "windows": ("windows", "intake")}
 # The query whose checkpoint says when a mode's table is complete (windows: the watermark it evicted with).
-MEASURED_QUERY = {"stateless": "silver", "windows": "windows"}
+MEASURED_QUERY = {"stateless": "ingest", "windows": "windows"}
 PERCENTILES = (0.5, 0.95, 0.99)
 # Below this share of the asked rate the report says the producer did not hold it.
 RATE_HELD_SHARE = 0.95

@@ -9,6 +9,8 @@ from a cold start with a fresh consumer group or fresh checkpoints:
 - ``kafka-perf``: Kafka's own ConsumerPerformance tool (Java) - the raw consume limit;
 - ``python-read``: a tight confluent-kafka loop that only counts - how fast Python can read at all;
 - ``spark-batch``: one Spark *batch* job doing the analytics job's parse + dedupe + windowed counts;
+- ``spark-plain``: the analytics job's outputs as a Spark user would write them in one file (``from_json``,
+  a timestamp regex, two streaming queries each reading the topic, Delta's defaults);
 - ``eventlake-analytics`` and ``eventlake-etl``: ``spark-submit jobs/*.py`` with ``availableNow``;
 - ``lesson``: the lesson's kafka-python consumer (per-record processing and commit), on a prefix;
 - ``quixstreams``: the same deduplicated windowed count with quixstreams.
@@ -44,7 +46,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 SPARK_SUBMIT = str(Path(PYTHON).parent / "spark-submit")
 BENCH = ROOT / "scripts" / "bench"
-CONTENDERS = ("kafka-perf", "python-read", "spark-batch", "eventlake-analytics", "eventlake-etl", "lesson", "quixstreams")
+CONTENDERS = (
+    "kafka-perf", "python-read", "spark-batch", "spark-plain", "eventlake-analytics", "eventlake-etl", "lesson", "quixstreams"
+)
 REFERENCE = "eventlake-analytics"
 # Generated in chunks so that two million records never sit in memory at once.
 PRODUCE_CHUNK = 200_000
@@ -145,8 +149,11 @@ class Backlog:
     produce_seconds: float
 
 
-def produce_backlog(bootstrap_servers: str, topic: str, events: int, partitions: int, seed: int) -> Backlog:
-    """Create ``topic`` and fill it with ``events`` contract-v1 records (2% duplicates) over two hours of event time."""
+def produce_backlog(
+    bootstrap_servers: str, topic: str, events: int, partitions: int, seed: int, malformed_ratio: float = 0.0
+) -> Backlog:
+    """Create ``topic`` and fill it with ``events`` contract-v1 records (2% duplicates, and ``malformed_ratio``
+    malformed ones) over two hours of event time."""
     create_topic(bootstrap_servers, topic, partitions, exist_ok=False)
     span = timedelta(minutes=BACKLOG_SPAN_MINUTES)
     start = datetime.now(UTC) - span - timedelta(minutes=30)
@@ -154,7 +161,8 @@ def produce_backlog(bootstrap_servers: str, topic: str, events: int, partitions:
     for first in range(0, events, PRODUCE_CHUNK):
         count = min(PRODUCE_CHUNK, events - first)
         records = generate_records(
-            count, seed + first, start + span * first / events, span * count / events, duplicate_ratio=0.02
+            count, seed + first, start + span * first / events, span * count / events, duplicate_ratio=0.02,
+            malformed_ratio=malformed_ratio,
         )
         sent_bytes += sum(len(r.key or b"") + len(r.value or b"") for r in records)
         seconds += send_records(records, bootstrap_servers, topic).seconds
@@ -193,6 +201,10 @@ def contender_command(name: str, backlog: Backlog, run_dir: Path, args: argparse
     if name == "spark-batch":
         return [SPARK_SUBMIT, str(BENCH / "spark_batch_limit.py"), *_job_overrides(backlog, run_dir, name, args.job_set)], \
             "Spark batch job: parse + dedupe + windowed counts -> Delta"
+    if name == "spark-plain":
+        return [SPARK_SUBMIT, str(BENCH / "spark_plain.py"), "--bootstrap-servers", backlog.bootstrap_servers,
+                "--topic", backlog.topic, "--out", str(run_dir / name)], \
+            "the analytics outputs written plainly: from_json, two queries, Delta defaults"
     if name == "eventlake-analytics":
         return [SPARK_SUBMIT, "jobs/analytics.py", *_job_overrides(backlog, run_dir, name, args.job_set)], \
             "jobs/analytics.py, availableNow: windows + dead letters + intake, exactly once"

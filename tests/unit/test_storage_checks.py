@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from eventlake.errors import EnvironmentProblem
-from eventlake.storage_checks import claim_checkpoint, require_folder
+from eventlake.storage_checks import claim_checkpoint, refuse_replaced_checkpoints, require_folder
 
 
 def test_a_new_checkpoint_is_claimed_and_reclaimed_by_the_same_query(tmp_path):
@@ -21,6 +21,23 @@ def test_a_checkpoint_of_another_query_or_topic_is_refused(tmp_path, query, topi
     claim_checkpoint(checkpoint, "analytics", "windows", "events")
     with pytest.raises(EnvironmentProblem, match="belongs to analytics/windows reading topic 'events'"):
         claim_checkpoint(checkpoint, "analytics", query, topic)
+
+
+def test_a_checkpoint_of_an_earlier_layout_is_refused_with_the_way_out(tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    # An earlier eventlake's marker: its windows query read the topic itself.
+    (checkpoint / "eventlake.json").write_text('{"job": "analytics", "query": "windows", "topic": "events"}')
+    claim_checkpoint(str(checkpoint), "analytics", "windows", "events")  # same source (kafka): accepted
+    with pytest.raises(EnvironmentProblem, match="streaming from kafka, as an earlier eventlake ran it; .* new tables"):
+        claim_checkpoint(str(checkpoint), "analytics", "windows", "events", source="analytics_events")
+
+
+def test_checkpoints_of_replaced_queries_are_refused(tmp_path):
+    refuse_replaced_checkpoints([str(tmp_path / "etl" / "bronze")], "etl", "etl_ingest")  # none there
+    claim_checkpoint(str(tmp_path / "etl" / "bronze"), "etl", "bronze", "events")
+    with pytest.raises(EnvironmentProblem, match="hold checkpoints of etl queries an earlier eventlake ran, which etl_ingest"):
+        refuse_replaced_checkpoints([str(tmp_path / "etl" / "bronze")], "etl", "etl_ingest")
 
 
 def test_a_foreign_checkpoint_is_refused(tmp_path):
