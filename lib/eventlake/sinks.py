@@ -113,8 +113,8 @@ class BatchWriter:
         self._uncertain.discard((table_path, batch_id))
 
     def written(self, spark: SparkSession, table_path: str, batch_id: int) -> bool:
-        """Whether the table holds rows of batch ``batch_id`` of this writer (Delta skips every file whose
-        batch_id statistics exclude it, so this reads little)."""
+        """Whether the table holds rows of batch ``batch_id`` of this writer (it reads the two columns; it
+        runs only for a batch that runs again)."""
         if not DeltaTable.isDeltaTable(spark, table_path):
             return False
         table = spark.read.format("delta").load(table_path)

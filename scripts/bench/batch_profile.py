@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pyspark.sql import DataFrame
+from pyspark.sql.classic.dataframe import DataFrame  # the class a job's DataFrames are (not pyspark.sql's base)
 from pyspark.sql.streaming import StreamingQueryListener
 
 from eventlake import analytics, etl, runner, sinks
