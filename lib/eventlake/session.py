@@ -28,8 +28,8 @@ _DEFAULTS = {
     # then replay up to 99 small JSON commits, milliseconds each).
     "spark.databricks.delta.properties.defaults.checkpointInterval": "100",
     # What else a small commit spends (a 2,500-row append: 365 -> 176 ms, scripts/bench.sh profile):
-    # per-file min/max statistics (no data skipping on reads of these tables: ANALYZE TABLE ... COMPUTE
-    # DELTA STATISTICS adds them later), a .crc file of the table's totals per commit (readers compute
+    # per-file min/max statistics (no data skipping on reads of these tables until an OPTIMIZE with
+    # statistics on rewrites the files), a .crc file of the table's totals per commit (readers compute
     # them), and the operation metrics of DESCRIBE HISTORY. None of them decides what a table holds.
     "spark.databricks.delta.stats.collect": "false",
     "spark.databricks.delta.writeChecksumFile.enabled": "false",
