@@ -28,7 +28,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from throughput import BENCH, ROOT, SPARK_SUBMIT, _job_overrides, last_json, machine, produce_backlog, run_measured
+from throughput import (
+    BENCH,
+    SPARK_SUBMIT,
+    _job_overrides,
+    chosen_contenders,
+    last_json,
+    machine,
+    make_run_dir,
+    produce_backlog,
+    run_measured,
+)
 
 from eventlake.errors import EnvironmentProblem
 from eventlake.kafka_admin import delete_topic
@@ -166,14 +176,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    names = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = [name for name in names if name not in CONTENDERS]
-    if unknown:
-        print(f"bench: error: unknown contender {', '.join(unknown)}; known: {', '.join(CONTENDERS)}", file=sys.stderr)
+    names = chosen_contenders(args.only, CONTENDERS)
+    if names is None:
         return 2
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = Path(args.run_dir or ROOT / "data" / "bench" / f"batches-{stamp}").resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    _, run_dir = make_run_dir(args.run_dir, "batches")
     results: list[BatchFigures] = []
     try:
         for size in (int(text) for text in args.sizes.split(",")):

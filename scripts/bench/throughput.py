@@ -332,16 +332,30 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def chosen_contenders(only: str, known: tuple[str, ...]) -> list[str] | None:
+    """The contenders named in ``--only``, or None (the error printed) when one is not in ``known``."""
+    names = [name.strip() for name in only.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        print(f"bench: error: unknown contender {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
+        return None
+    return names
+
+
+def make_run_dir(given: str | None, kind: str) -> tuple[str, Path]:
+    """A run's time stamp and its folder: ``given``, or data/bench/<kind>-<time>; created."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = Path(given or ROOT / "data" / "bench" / f"{kind}-{stamp}").resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return stamp, run_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    names = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = [name for name in names if name not in CONTENDERS]
-    if unknown:
-        print(f"bench: error: unknown contender {', '.join(unknown)}; known: {', '.join(CONTENDERS)}", file=sys.stderr)
+    names = chosen_contenders(args.only, CONTENDERS)
+    if names is None:
         return 2
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = Path(args.run_dir or ROOT / "data" / "bench" / f"throughput-{stamp}").resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    stamp, run_dir = make_run_dir(args.run_dir, "throughput")
     try:
         if args.topic:
             backlog = Backlog(args.bootstrap_servers, args.topic, args.partitions, args.events, args.events * 250 / 1e6, 0.0)
