@@ -25,7 +25,7 @@ from eventlake.config import AnalyticsSettings, Settings, StorageSettings
 from eventlake.contract import parse_events, valid_events
 from eventlake.intake import BatchCounts, observe_dead_letters, write_intake_batch
 from eventlake.runner import QueryPlan
-from eventlake.sinks import BatchWriter, append_new_rows, fits_one_file, batch_writer_id, ensure_table, pending_batch, start_batch_stream
+from eventlake.sinks import BATCH_COLUMNS_SCHEMA, BatchWriter, append_new_rows, fits_one_file, batch_writer_id, ensure_table, pending_batch, start_batch_stream
 from eventlake.sources import read_delta_stream, read_kafka_stream
 from eventlake.storage_checks import claim_checkpoint, require_folder
 from eventlake.transforms import count_events_per_type_and_window, drop_duplicate_events, with_event_time_watermark
@@ -38,11 +38,16 @@ EVENTS_TABLE = "analytics_events"
 WINDOW_COLUMNS = ("window_start", "window_end", "event_type", "event_count", "distinct_users")
 INTAKE_QUERY = f"{JOB}_intake"
 WINDOWS_QUERY = f"{JOB}_windows"
-# The columns of analytics_events: what the windows need, and where each event came from.
+# The columns of analytics_events: what the windows need, and where each event came from; then the
+# columns BatchWriter adds to every row it appends.
+EVENT_COLUMNS = (
+    "event_id", "event_time", "event_type", "user_id", "source", "schema_version", "session_id",
+    "topic", "partition", "offset", "kafka_timestamp",
+)
 EVENTS_SCHEMA = (
     "event_id string, event_time timestamp, event_type string, user_id string, source string,"
     " schema_version string, session_id string, topic string, partition int, offset long, kafka_timestamp timestamp,"
-    " writer_id string, batch_id long"
+    f" {BATCH_COLUMNS_SCHEMA}"
 )
 # Observed per batch (progress.observedMetrics): events that reach the window aggregation, after
 # deduplication; recorded in pipeline_metrics.windowed_rows for the reconciliation.
@@ -60,8 +65,7 @@ def analytics_windows(events: DataFrame, analytics: AnalyticsSettings) -> DataFr
 
 def to_analytics_events(parsed: DataFrame) -> DataFrame:
     """Rows of :func:`~eventlake.contract.parse_events` -> rows of ``analytics_events`` (valid events only)."""
-    columns = [field.split(" ")[0] for field in EVENTS_SCHEMA.split(", ")]
-    return valid_events(parsed).select(*columns[:-2])  # writer_id and batch_id: see BatchWriter
+    return valid_events(parsed).select(*EVENT_COLUMNS)
 
 
 def write_events(parsed: DataFrame, batch_id: int, counts: BatchCounts, *, storage: StorageSettings, writer: BatchWriter) -> None:

@@ -71,6 +71,10 @@ def fits_one_file(rows: int) -> bool:
     return rows <= ONE_FILE_ROWS
 
 
+# The columns BatchWriter adds to every row it appends.
+BATCH_COLUMNS_SCHEMA = "writer_id string, batch_id long"
+
+
 class BatchWriter:
     """Appends the micro-batches of one query to Delta tables, each batch once per table.
 

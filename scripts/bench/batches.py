@@ -32,12 +32,14 @@ from throughput import (
     BENCH,
     SPARK_SUBMIT,
     _job_overrides,
+    bench_parser,
     chosen_contenders,
     last_json,
     machine,
     make_run_dir,
     produce_backlog,
     run_measured,
+    with_notes,
 )
 
 from eventlake.errors import EnvironmentProblem
@@ -157,19 +159,14 @@ def table(results: list[BatchFigures]) -> str:
         show = lambda value: "-" if value is None else f"{value:.2f}"  # noqa: E731
         lines.append(f"| {f.contender} | {f.size:,} | {show(f.first_batch_seconds)} | {warm} | "
                      f"{show(f.no_data_batch_seconds)} | {show(f.job_seconds_per_batch)} |")
-    notes = [f"- {f.contender} at {f.size:,}: {f.note}" for f in results if f.note]
-    return "\n".join(lines + ([""] + notes if notes else []))
+    return with_notes(lines, [f"- {f.contender} at {f.size:,}: {f.note}" for f in results if f.note])
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="scripts/bench.sh batches", description=__doc__.split("\n\n")[0])
+    parser = bench_parser("batches", __doc__, CONTENDERS)
     add = parser.add_argument
-    add("--bootstrap-servers", default="127.0.0.1:9092", metavar="HOST:PORT")
     add("--sizes", default="500,2500,50000", metavar="N,...", help="records a micro-batch (default: 500,2500,50000)")
     add("--batches", type=int, default=8, metavar="N", help="batches of records per size (default: 8)")
-    add("--partitions", type=int, default=4, metavar="N")
-    add("--seed", type=int, default=7, metavar="N")
-    add("--only", default=",".join(CONTENDERS), metavar="NAME,...", help=f"of: {', '.join(CONTENDERS)}")
     add("--run-dir", help="where logs, tables and checkpoints go (default: data/bench/batches-<time>)")
     return parser.parse_args(argv)
 

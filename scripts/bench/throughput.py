@@ -308,18 +308,30 @@ def table(measurements: list[Measurement]) -> str:
             f"{ratio(m.cpu_us_per_event, reference and reference.cpu_us_per_event)} | "
             f"{ratio(m.peak_rss_mb, reference and reference.peak_rss_mb)} |"
         )
-    notes = [f"- {m.contender}: {m.note}" for m in measurements if m.note]
+    return with_notes(lines, [f"- {m.contender}: {m.note}" for m in measurements if m.note])
+
+
+def bench_parser(mode: str, description: str, contenders: tuple[str, ...]) -> argparse.ArgumentParser:
+    """The options every benchmark over a produced topic takes: the broker, the topic's partitions, the
+    producer's seed and the contenders to run."""
+    parser = argparse.ArgumentParser(prog=f"scripts/bench.sh {mode}", description=description.split("\n\n")[0])
+    add = parser.add_argument
+    add("--bootstrap-servers", default="127.0.0.1:9092", metavar="HOST:PORT")
+    add("--partitions", type=int, default=4, metavar="N", help="partitions of the topic (default: 4)")
+    add("--seed", type=int, default=7, metavar="N")
+    add("--only", default=",".join(contenders), metavar="NAME,...", help=f"contenders to run, of: {', '.join(contenders)}")
+    return parser
+
+
+def with_notes(lines: list[str], notes: list[str]) -> str:
+    """A Markdown table's ``lines``, then its ``notes`` (if any) after a blank line."""
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="scripts/bench.sh throughput", description=__doc__.split("\n\n")[0])
+    parser = bench_parser("throughput", __doc__, CONTENDERS)
     add = parser.add_argument
-    add("--bootstrap-servers", default="127.0.0.1:9092", metavar="HOST:PORT")
     add("--events", type=int, default=2_000_000, metavar="N", help="records in the backlog (default: 2,000,000)")
-    add("--partitions", type=int, default=4, metavar="N", help="partitions of the topic (default: 4)")
-    add("--seed", type=int, default=7, metavar="N")
-    add("--only", default=",".join(CONTENDERS), metavar="NAME,...", help=f"contenders to run, of: {', '.join(CONTENDERS)}")
     add("--lesson-records", type=int, default=5_000, metavar="N",
         help="the lesson's consumer commits every record and is slow: measure it on this prefix (0: all)")
     add("--job-set", action="append", default=[], metavar="KEY=VALUE",
