@@ -5,8 +5,8 @@
 
 import sys
 
-from eventlake.analytics import analytics_queries
-from eventlake.runner import run_job
+from eventlake.pipeline.analytics import analytics_queries
+from eventlake.runtime.runner import run_job
 
 
 def main(argv=None) -> int:

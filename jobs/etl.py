@@ -5,8 +5,8 @@
 
 import sys
 
-from eventlake.etl import etl_queries
-from eventlake.runner import run_job
+from eventlake.pipeline.etl import etl_queries
+from eventlake.runtime.runner import run_job
 
 
 def main(argv=None) -> int:

@@ -3,4 +3,4 @@
 # scripts/cluster.sh start|stop|status (--help for ports, workers, cores and memory).
 root=$(cd "$(dirname "$0")/.." && pwd)
 [ -x "$root/.venv/bin/python" ] || { echo "run scripts/setup.sh first" >&2; exit 1; }
-exec "$root/.venv/bin/python" -m eventlake.local_cluster "$@"
+exec "$root/.venv/bin/python" -m eventlake.local.cluster "$@"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from eventlake.config import SparkSettings
-from eventlake.session import build_spark_session
+from eventlake.runtime.config import SparkSettings
+from eventlake.runtime.session import build_spark_session
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

@@ -42,8 +42,8 @@ from throughput import (
     with_notes,
 )
 
-from eventlake.errors import EnvironmentProblem
-from eventlake.kafka_admin import delete_topic
+from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.kafka_admin import delete_topic
 
 CONTENDERS = ("eventlake-analytics", "eventlake-etl", "spark-plain")
 

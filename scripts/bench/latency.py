@@ -51,11 +51,11 @@ from urllib.parse import unquote
 
 from confluent_kafka import KafkaException, Producer
 
-from eventlake import analytics, etl
-from eventlake.config import ConfigError, Settings, load_settings, parse_duration
-from eventlake.errors import EnvironmentProblem
-from eventlake.kafka_admin import create_topic, delete_topic
-from eventlake.producer import format_event_time, generate_records, producer_config
+from eventlake.pipeline import analytics, etl
+from eventlake.runtime.config import ConfigError, Settings, load_settings, parse_duration
+from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.kafka_admin import create_topic, delete_topic
+from eventlake.local.producer import format_event_time, generate_records, producer_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODES = ("stateless", "windows")
@@ -366,7 +366,7 @@ class Analyser:
     def latencies(self, plan: RunPlan, watermark_ms: int) -> dict[str, Any]:
         from pyspark.sql import functions as F
 
-        from eventlake.session import build_spark_session
+        from eventlake.runtime.session import build_spark_session
 
         if self.spark is None:
             log("starting a Spark session to read the tables")

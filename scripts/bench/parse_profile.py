@@ -17,11 +17,11 @@ import time
 
 from pyspark.sql import DataFrame
 
-from eventlake import contract
-from eventlake.analytics import analytics_windows
-from eventlake.config import load_settings
-from eventlake.session import build_spark_session
-from eventlake.sources import kafka_source_options
+from eventlake.pipeline import contract
+from eventlake.pipeline.analytics import analytics_windows
+from eventlake.runtime.config import load_settings
+from eventlake.runtime.session import build_spark_session
+from eventlake.pipeline.sources import kafka_source_options
 
 
 def best_seconds(frame: DataFrame, runs: int) -> float:

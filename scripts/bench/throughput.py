@@ -38,9 +38,9 @@ from typing import Any
 
 import psutil
 
-from eventlake.errors import EnvironmentProblem
-from eventlake.kafka_admin import create_topic, delete_topic
-from eventlake.producer import generate_records, send_records
+from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.kafka_admin import create_topic, delete_topic
+from eventlake.local.producer import generate_records, send_records
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable

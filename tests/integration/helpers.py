@@ -8,7 +8,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from eventlake.producer import producer_config
+from eventlake.local.producer import producer_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,11 +11,11 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from eventlake.analytics import WINDOW_COLUMNS, WINDOWS_TABLE, analytics_queries
-from eventlake.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.metrics import METRICS_TABLE
-from eventlake.reconcile import reconcile
-from eventlake.runner import run_queries
+from eventlake.pipeline.analytics import WINDOW_COLUMNS, WINDOWS_TABLE, analytics_queries
+from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.ops.metrics import METRICS_TABLE
+from eventlake.ops.reconcile import reconcile
+from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, send, venv_environment
 
@@ -153,7 +153,7 @@ def test_windows_and_dead_letters_across_two_runs_on_one_checkpoint(spark, job_s
     spark.sql(f"DELETE FROM delta.`{job_settings.storage.table_path(DEAD_LETTERS_TABLE)}` WHERE error_code = 'EMPTY_VALUE'")
     assert "records read 16 != valid 13 + dead letters 2" in reconcile(spark, job_settings.storage).problems()
     result = subprocess.run(
-        [sys.executable, "-m", "eventlake.reconcile",
+        [sys.executable, "-m", "eventlake.ops.reconcile",
          "--set", f"storage.tables_root={job_settings.storage.tables_root}"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
     )
@@ -228,7 +228,7 @@ def test_a_table_root_that_is_a_file_stops_the_job_at_start(kafka_bootstrap, fre
 
 
 def test_offsets_gone_from_kafka_stop_the_job_with_the_fix(spark, job_settings, kafka_bootstrap, fresh_topic):
-    from eventlake.kafka_admin import create_topic, delete_topic
+    from eventlake.runtime.kafka_admin import create_topic, delete_topic
 
     send(kafka_bootstrap, fresh_topic, [event(f"e{n}", n, "click", "u1") for n in range(6)])
     run_analytics(spark, job_settings)

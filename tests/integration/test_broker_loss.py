@@ -19,15 +19,15 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 
-from eventlake.analytics import JOB, WINDOWS_TABLE, analytics_queries
-from eventlake.config import StorageSettings
-from eventlake.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.kafka_admin import create_topic
-from eventlake.daemons import free_port
-from eventlake.local_broker import LocalBroker, start, stop
-from eventlake.producer import generate_records, send_records
-from eventlake.reconcile import reconcile
-from eventlake.runner import run_queries
+from eventlake.pipeline.analytics import JOB, WINDOWS_TABLE, analytics_queries
+from eventlake.runtime.config import StorageSettings
+from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.runtime.kafka_admin import create_topic
+from eventlake.local.daemons import free_port
+from eventlake.local.broker import LocalBroker, start, stop
+from eventlake.local.producer import generate_records, send_records
+from eventlake.ops.reconcile import reconcile
+from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, venv_environment
 

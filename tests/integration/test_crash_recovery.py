@@ -39,11 +39,11 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from eventlake.analytics import JOB, WINDOWS_TABLE, analytics_queries
-from eventlake.config import Settings, StorageSettings
-from eventlake.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.producer import ProducedRecord, generate_records, send_records
-from eventlake.runner import run_plan
+from eventlake.pipeline.analytics import JOB, WINDOWS_TABLE, analytics_queries
+from eventlake.runtime.config import Settings, StorageSettings
+from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.local.producer import ProducedRecord, generate_records, send_records
+from eventlake.runtime.runner import run_plan
 
 from .helpers import PROJECT_ROOT, venv_environment
 

@@ -16,13 +16,13 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from eventlake.config import ConfigError, load_settings
-from eventlake.contract import CONTENT_TYPE_HEADER
-from eventlake.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.etl import BRONZE_TABLE, SILVER_TABLE, etl_queries
-from eventlake.intake import INTAKE_TABLE
-from eventlake.metrics import METRICS_TABLE
-from eventlake.runner import run_queries
+from eventlake.runtime.config import ConfigError, load_settings
+from eventlake.pipeline.contract import CONTENT_TYPE_HEADER
+from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.pipeline.etl import BRONZE_TABLE, SILVER_TABLE, etl_queries
+from eventlake.pipeline.intake import INTAKE_TABLE
+from eventlake.ops.metrics import METRICS_TABLE
+from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, send
 

@@ -7,11 +7,11 @@ import re
 import pytest
 from pyspark.sql import functions as F
 
-from eventlake import health
-from eventlake.analytics import analytics_queries
-from eventlake.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.metrics import METRICS_TABLE
-from eventlake.runner import run_queries
+from eventlake.ops import health
+from eventlake.pipeline.analytics import analytics_queries
+from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.ops.metrics import METRICS_TABLE
+from eventlake.runtime.runner import run_queries
 
 from .helpers import send
 from .test_analytics_job import event, read_table

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from eventlake.analytics import analytics_queries
-from eventlake.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.intake import INTAKE_TABLE
-from eventlake.runner import run_plan
-from eventlake.sinks import BatchWriter, batch_writer_id, pending_batch
+from eventlake.pipeline.analytics import analytics_queries
+from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.pipeline.intake import INTAKE_TABLE
+from eventlake.runtime.runner import run_plan
+from eventlake.pipeline.sinks import BatchWriter, batch_writer_id, pending_batch
 
 from .helpers import send
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from eventlake.errors import EnvironmentProblem
-from eventlake.kafka_admin import create_topic, require_topic
-from eventlake.daemons import free_port
-from eventlake.local_broker import LocalBroker, start, status, stop
+from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.kafka_admin import create_topic, require_topic
+from eventlake.local.daemons import free_port
+from eventlake.local.broker import LocalBroker, start, status, stop
 
 pytestmark = pytest.mark.integration
 

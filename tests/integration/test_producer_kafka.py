@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from eventlake.producer import generate_records, send_records
+from eventlake.local.producer import generate_records, send_records
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from eventlake.daemons import free_port
+from eventlake.local.daemons import free_port
 
 from .helpers import PROJECT_ROOT, send
 from .test_analytics_job import event

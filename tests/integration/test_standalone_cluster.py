@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 
-from eventlake.analytics import WINDOWS_TABLE, analytics_queries
-from eventlake.config import Settings
-from eventlake.daemons import free_port
-from eventlake.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.errors import EnvironmentProblem
-from eventlake.local_cluster import LocalCluster, master_state, start, status, stop
-from eventlake.producer import generate_records, send_records
-from eventlake.reconcile import reconcile
-from eventlake.runner import run_queries
+from eventlake.pipeline.analytics import WINDOWS_TABLE, analytics_queries
+from eventlake.runtime.config import Settings
+from eventlake.local.daemons import free_port
+from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.local.cluster import LocalCluster, master_state, start, status, stop
+from eventlake.local.producer import generate_records, send_records
+from eventlake.ops.reconcile import reconcile
+from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, venv_environment
 

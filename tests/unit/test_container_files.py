@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from eventlake.config import load_settings
+from eventlake.runtime.config import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECK = ROOT / "scripts" / "check_container.sh"

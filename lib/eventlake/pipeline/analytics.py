@@ -1,0 +1,111 @@
+"""The windowed analytics pipeline: Kafka -> contract -> valid events -> watermark -> dedupe -> windows -> Delta.
+
+Each record is read from Kafka and parsed once, by one query; a second query reads what the first wrote:
+
+* ``analytics_intake`` (stateless, ``foreachBatch``): parses each micro-batch once and writes, each write
+  idempotent per batch id, the invalid records to ``dead_letters``, the valid events to
+  ``analytics_events`` and the per-partition counts to ``intake_batches`` (see :mod:`eventlake.pipeline.intake`).
+* ``analytics_windows`` (stateful): streams ``analytics_events`` from Delta through the watermark, the
+  deduplication and the windowed counts into ``analytics_windows`` (idempotent per batch id; a batch that
+  closes no window writes nothing).
+
+A second query on the topic would read and parse every record again, and a stateful query feeds one sink
+only, so the queries are chained through the events table. With ``availableNow`` the intake drains the
+topic first, then the windows drain the events table.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from eventlake.runtime.config import AnalyticsSettings, Settings, StorageSettings
+from eventlake.pipeline.contract import parse_events, valid_events
+from eventlake.pipeline.intake import BatchCounts, observe_dead_letters, write_intake_batch
+from eventlake.runtime.runner import QueryPlan
+from eventlake.pipeline.sinks import BATCH_COLUMNS_SCHEMA, BatchWriter, append_new_rows, fits_one_file, batch_writer_id, ensure_table, pending_batch, start_batch_stream
+from eventlake.pipeline.sources import read_delta_stream, read_kafka_stream
+from eventlake.runtime.storage_checks import claim_checkpoint, require_folder
+from eventlake.pipeline.transforms import count_events_per_type_and_window, drop_duplicate_events, with_event_time_watermark
+
+JOB = "analytics"
+WINDOWS_TABLE = "analytics_windows"
+EVENTS_TABLE = "analytics_events"
+# The columns of analytics_windows that say what was counted (the rest, writer_id and batch_id, say which
+# batch wrote the row).
+WINDOW_COLUMNS = ("window_start", "window_end", "event_type", "event_count", "distinct_users")
+INTAKE_QUERY = f"{JOB}_intake"
+WINDOWS_QUERY = f"{JOB}_windows"
+# The columns of analytics_events: what the windows need, and where each event came from; then the
+# columns BatchWriter adds to every row it appends.
+EVENT_COLUMNS = (
+    "event_id", "event_time", "event_type", "user_id", "source", "schema_version", "session_id",
+    "topic", "partition", "offset", "kafka_timestamp",
+)
+EVENTS_SCHEMA = (
+    "event_id string, event_time timestamp, event_type string, user_id string, source string,"
+    " schema_version string, session_id string, topic string, partition int, offset long, kafka_timestamp timestamp,"
+    f" {BATCH_COLUMNS_SCHEMA}"
+)
+# Observed per batch (progress.observedMetrics): events that reach the window aggregation, after
+# deduplication; recorded in pipeline_metrics.windowed_rows for the reconciliation.
+WINDOWED_ROWS = "windowed_rows"
+
+
+def analytics_windows(events: DataFrame, analytics: AnalyticsSettings) -> DataFrame:
+    """Valid events -> one row per (window, event type) with exact event and distinct-user counts,
+    emitted once, when the watermark passes the window's end."""
+    deduplicated = events.transform(with_event_time_watermark, analytics.watermark).transform(drop_duplicate_events)
+    if deduplicated.isStreaming:
+        deduplicated = deduplicated.observe(WINDOWED_ROWS, F.count(F.lit(1)).alias("rows"))
+    return deduplicated.transform(count_events_per_type_and_window, analytics.window, analytics.slide)
+
+
+def to_analytics_events(parsed: DataFrame) -> DataFrame:
+    """Rows of :func:`~eventlake.pipeline.contract.parse_events` -> rows of ``analytics_events`` (valid events only)."""
+    return valid_events(parsed).select(*EVENT_COLUMNS)
+
+
+def write_events(parsed: DataFrame, batch_id: int, counts: BatchCounts, *, storage: StorageSettings, writer: BatchWriter) -> None:
+    """Append one micro-batch's valid events to ``analytics_events``, once."""
+    if counts.valid:
+        writer.append(to_analytics_events(parsed), storage.table_path(EVENTS_TABLE), batch_id, one_file=fits_one_file(counts.valid))
+
+
+def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
+    """The job's two queries, intake first; checks the storage and claims both checkpoints first."""
+    storage, trigger = settings.storage, settings.analytics.trigger
+    require_folder(storage.tables_root, "tables root")
+    claim_checkpoint(storage.checkpoint_path(JOB, "intake"), JOB, "intake", settings.kafka.topic)
+    claim_checkpoint(storage.checkpoint_path(JOB, "windows"), JOB, "windows", settings.kafka.topic, source=EVENTS_TABLE)
+    events_path = storage.table_path(EVENTS_TABLE)
+    # The windows query streams this table from its first version, so it must exist before either starts.
+    ensure_table(spark, events_path, EVENTS_SCHEMA)
+    intake_checkpoint = storage.checkpoint_path(JOB, "intake")
+    intake_writer = BatchWriter(batch_writer_id(INTAKE_QUERY, intake_checkpoint), pending_batch(spark, intake_checkpoint))
+    write_intake = partial(
+        write_intake_batch,
+        job=JOB,
+        storage=storage,
+        writer=intake_writer,
+        write_records=partial(write_events, storage=storage, writer=intake_writer),
+    )
+
+    def start_intake():
+        parsed = read_kafka_stream(spark, settings.kafka).transform(parse_events, settings.contract)
+        return start_batch_stream(parsed.transform(observe_dead_letters), write_intake, INTAKE_QUERY, intake_checkpoint, trigger)
+
+    windows_checkpoint = storage.checkpoint_path(JOB, "windows")
+    write_windows = partial(
+        append_new_rows,
+        table_path=storage.table_path(WINDOWS_TABLE),
+        writer=BatchWriter(batch_writer_id(WINDOWS_QUERY, windows_checkpoint), pending_batch(spark, windows_checkpoint)),
+    )
+
+    def start_windows():
+        windows = read_delta_stream(spark, events_path).transform(analytics_windows, settings.analytics)
+        return start_batch_stream(windows, write_windows, WINDOWS_QUERY, windows_checkpoint, trigger)
+
+    return QueryPlan(starts=(start_intake, start_windows), in_turn=trigger == "availableNow")

@@ -1,0 +1,109 @@
+"""The streaming ETL pipeline: Kafka -> bronze (every record as received) and silver (clean events).
+
+One streaming query, ``etl_ingest``, reads each record once and parses it once. Per micro-batch
+(``foreachBatch``, the parsed batch cached while it is written) it
+
+* appends every record as it came (key, value, headers, Kafka coordinates) to ``bronze_events``,
+  partitioned by ingestion day;
+* extracts (``contract.extractors``), validates the contract and runs the transform stages of
+  ``etl.transforms`` (:mod:`eventlake.pipeline.etl_stages`), writes the rejected records to ``dead_letters``,
+  inserts the new events into ``silver_events`` (partitioned by event day, deduplicated by ``event_id``)
+  and counts the batch in ``intake_batches``, last.
+
+Every write is idempotent per micro-batch and retried with exponential backoff on transient failures
+(``etl.retry``); when the retries run out the job stops, and a restart resumes from the checkpoints.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+
+from eventlake.runtime.config import ConfigError, RetrySettings, Settings, StorageSettings, resolve_secret
+from eventlake.pipeline.contract import parse_events
+from eventlake.pipeline.dimensions import ensure_dimension_table
+from eventlake.pipeline.etl_stages import StageContext, run_stages, to_bronze, to_silver
+from eventlake.pipeline.intake import BatchCounts, observe_dead_letters, write_intake_batch
+from eventlake.runtime.retry import with_retries
+from eventlake.runtime.runner import QueryPlan
+from eventlake.pipeline.sinks import BatchWriter, batch_writer_id, fits_one_file, insert_new_rows, pending_batch, run_together, start_batch_stream
+from eventlake.pipeline.sources import read_kafka_stream
+from eventlake.runtime.storage_checks import claim_checkpoint, refuse_replaced_checkpoints, require_folder
+
+JOB = "etl"
+BRONZE_TABLE = "bronze_events"
+SILVER_TABLE = "silver_events"
+INGEST_QUERY = f"{JOB}_ingest"
+
+
+def write_bronze(
+    rows: DataFrame, batch_id: int, records: int, *, storage: StorageSettings, writer: BatchWriter, retry: RetrySettings
+) -> None:
+    """Append one micro-batch's ``records`` records, as received, to bronze, once, retried on transient failures."""
+    bronze = rows.transform(to_bronze)
+    with_retries(
+        lambda: writer.append(bronze, storage.table_path(BRONZE_TABLE), batch_id, ["ingest_date"], one_file=fits_one_file(records)),
+        retry,
+        f"{JOB}: writing batch {batch_id} to {BRONZE_TABLE}",
+    )
+
+
+def write_silver_rows(rows: DataFrame, batch_id: int, *, storage: StorageSettings, retry: RetrySettings) -> None:
+    """Insert one micro-batch's valid events into silver, skipping event ids it already holds."""
+    silver = to_silver(rows)
+    with_retries(
+        lambda: insert_new_rows(silver, storage.table_path(SILVER_TABLE), "event_id", "event_date"),
+        retry,
+        f"{JOB}: writing batch {batch_id} to {SILVER_TABLE}",
+    )
+
+
+def write_lake_rows(
+    rows: DataFrame, batch_id: int, counts: BatchCounts, *, storage: StorageSettings, writer: BatchWriter, retry: RetrySettings
+) -> None:
+    """The ETL's own writes of one micro-batch, between the dead letters and the intake counts and at the
+    same time: every record to bronze, the valid events to silver."""
+    writes = [lambda: write_bronze(rows, batch_id, counts.records, storage=storage, writer=writer, retry=retry)]
+    if counts.valid:
+        writes.append(lambda: write_silver_rows(rows, batch_id, storage=storage, retry=retry))
+    run_together(writes)
+
+
+def silver_rows(raw: DataFrame, settings: Settings, context: StageContext) -> DataFrame:
+    """Kafka rows -> extracted, validated and transformed rows (invalid ones marked, not removed)."""
+    etl = settings.etl
+    parsed = raw.transform(parse_events, settings.contract)
+    try:
+        return run_stages(parsed, etl.transforms, context)
+    except (AnalysisException, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise ConfigError(f"etl.transforms {list(etl.transforms)} cannot run: {first_line}") from None
+
+
+def etl_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
+    """The ETL's one query; checks the storage, the stages and the dimension table, and claims the
+    checkpoint, before it starts."""
+    storage, etl = settings.storage, settings.etl
+    require_folder(storage.tables_root, "tables root")
+    checkpoint = storage.checkpoint_path(JOB, "ingest")
+    refuse_replaced_checkpoints([storage.checkpoint_path(JOB, old) for old in ("bronze", "silver")], JOB, INGEST_QUERY)
+    claim_checkpoint(checkpoint, JOB, "ingest", settings.kafka.topic)
+    dimension = ensure_dimension_table(spark, etl.enrich, storage) if "enrich" in etl.transforms else None
+    context = StageContext(etl=etl, dimension=dimension, pii_salt=resolve_secret(etl.pii.salt))
+    rows = silver_rows(read_kafka_stream(spark, settings.kafka), settings, context)
+    writer = BatchWriter(batch_writer_id(INGEST_QUERY, checkpoint), pending_batch(spark, checkpoint))
+    write_batch = partial(
+        write_intake_batch,
+        job=JOB,
+        storage=storage,
+        writer=writer,
+        retry=etl.retry,
+        write_records=partial(write_lake_rows, storage=storage, writer=writer, retry=etl.retry),
+    )
+
+    def start_ingest():
+        return start_batch_stream(rows.transform(observe_dead_letters), write_batch, INGEST_QUERY, checkpoint, etl.trigger)
+
+    return QueryPlan(starts=(start_ingest,), in_turn=etl.trigger == "availableNow")

@@ -1,0 +1,112 @@
+"""The intake of a job: every Kafka record it read, accounted for per micro-batch and partition.
+
+The intake query of a job writes, for each micro-batch and once, the invalid records to
+``dead_letters`` and one row per Kafka partition to ``intake_batches``: the offsets read and how many
+records were valid and invalid. Together they prove that every offset was read once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, Observation
+from pyspark.sql import functions as F
+
+from eventlake.runtime.config import RetrySettings, StorageSettings
+from eventlake.pipeline.contract import invalid_records
+from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE, to_dead_letters
+from eventlake.runtime.retry import with_retries
+from eventlake.pipeline.sinks import BatchWriter, fits_one_file, run_together
+
+INTAKE_TABLE = "intake_batches"
+# Observed per batch (progress.observedMetrics) and recorded in pipeline_metrics.dead_letters.
+DEAD_LETTER_ROWS = "dead_letter_rows"
+
+
+def observe_dead_letters(parsed: DataFrame) -> DataFrame:
+    """Report, with each micro-batch's progress, how many of its rows are invalid (become dead letters)."""
+    if not parsed.isStreaming:
+        return parsed
+    return parsed.observe(DEAD_LETTER_ROWS, F.count(F.when(F.col("error_code").isNotNull(), 1)).alias("rows"))
+
+
+def count_intake_per_partition(parsed: DataFrame, job: str, batch_id: int) -> DataFrame:
+    """Rows of :func:`~eventlake.pipeline.contract.parse_events` -> one row per topic partition: the first and
+    last offset read, the number of records, and how many were valid and invalid."""
+    is_valid = F.col("error_code").isNull()
+    return parsed.groupBy("topic", "partition").agg(
+        F.lit(job).alias("job"),
+        F.lit(batch_id).cast("long").alias("batch_id"),
+        F.min("offset").alias("first_offset"),
+        F.max("offset").alias("last_offset"),
+        F.count(F.lit(1)).alias("records"),
+        F.count(F.when(is_valid, 1)).alias("valid"),
+        F.count(F.when(~is_valid, 1)).alias("invalid"),
+    ).select("job", "batch_id", "topic", "partition", "first_offset", "last_offset", "records", "valid", "invalid")
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    """How many records a micro-batch holds, and how many of them are valid and invalid."""
+
+    records: int
+    valid: int
+    invalid: int
+
+
+# A job's own writes of a micro-batch: (parsed rows, batch id, their counts) -> None; idempotent per batch id.
+BatchWrites = Callable[[DataFrame, int, BatchCounts], None]
+
+
+def write_intake_batch(
+    parsed: DataFrame,
+    batch_id: int,
+    *,
+    job: str,
+    storage: StorageSettings,
+    writer: BatchWriter,
+    retry: RetrySettings = RetrySettings(max_attempts=1),
+    write_records: BatchWrites | None = None,
+) -> None:
+    """Write one micro-batch: its dead letters and, at the same time, the job's own ``write_records``,
+    then the intake counts, each once per batch (``writer``) and retried on transient failures. The
+    intake counts go last, so a batch with its ``intake_batches`` rows is a batch written whole.
+
+    The batch is parsed once, here, and stored for the writes that follow; a table is not touched when
+    the batch has nothing for it: every Delta commit costs, even an empty one.
+    """
+    # Parsed once: the writes read the stored rows through a plan of one node, not the contract's large
+    # plan, and the batch's counts come with the same Spark job.
+    observation = Observation(f"{job}-batch-{batch_id}")
+    is_valid = F.col("error_code").isNull()
+    parsed = parsed.observe(
+        observation,
+        F.count(F.lit(1)).alias("records"),
+        F.count(F.when(is_valid, 1)).alias("valid"),
+        F.count(F.when(~is_valid, 1)).alias("invalid"),
+    ).localCheckpoint(eager=True)
+    counts = BatchCounts(**observation.get)
+    if not counts.records:
+        return
+
+    def write_dead_letters() -> None:
+        dead_letters = invalid_records(parsed).transform(to_dead_letters, job=job)
+        with_retries(
+            lambda: writer.append(
+                dead_letters, storage.table_path(DEAD_LETTERS_TABLE), batch_id, one_file=fits_one_file(counts.invalid)
+            ),
+            retry,
+            f"{job}: writing the dead letters of batch {batch_id}",
+        )
+
+    writes = [write_dead_letters] if counts.invalid else []
+    if write_records is not None:
+        writes.append(lambda: write_records(parsed, batch_id, counts))
+    run_together(writes)
+    intake = count_intake_per_partition(parsed, job, batch_id)
+    with_retries(
+        lambda: writer.append(intake, storage.table_path(INTAKE_TABLE), batch_id, one_file=True),
+        retry,
+        f"{job}: writing the intake counts of batch {batch_id}",
+    )

@@ -1,0 +1,39 @@
+"""Reading streams: Kafka's raw records (key, value, topic, partition, offset, timestamp, headers), and
+Delta tables that another query appends to."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+
+from eventlake.runtime.config import KafkaSettings, resolve_secret, spark_interval
+
+
+def kafka_source_options(kafka: KafkaSettings) -> dict[str, str]:
+    """The options for Spark's Kafka source, secrets resolved from the environment."""
+    options = {
+        "kafka.bootstrap.servers": kafka.bootstrap_servers,
+        "subscribe": kafka.topic,
+        "startingOffsets": kafka.starting_offsets,
+        "failOnDataLoss": str(kafka.fail_on_data_loss).lower(),
+        "includeHeaders": "true",
+    }
+    if kafka.max_offsets_per_trigger > 0:
+        options["maxOffsetsPerTrigger"] = str(kafka.max_offsets_per_trigger)
+    if kafka.min_offsets_per_trigger > 0:
+        # Wait for this many new records before a batch, but never longer than max_trigger_delay.
+        options["minOffsetsPerTrigger"] = str(kafka.min_offsets_per_trigger)
+    if kafka.max_trigger_delay is not None:
+        options["maxTriggerDelay"] = spark_interval(kafka.max_trigger_delay)
+    options.update({key: resolve_secret(value) for key, value in kafka.options.items()})
+    return options
+
+
+def read_kafka_stream(spark: SparkSession, kafka: KafkaSettings) -> DataFrame:
+    """A streaming DataFrame of the topic's raw records, from the checkpoint's offsets or ``starting_offsets``."""
+    return spark.readStream.format("kafka").options(**kafka_source_options(kafka)).load()
+
+
+def read_delta_stream(spark: SparkSession, table_path: str) -> DataFrame:
+    """A streaming DataFrame of the rows appended to the Delta table at ``table_path``, from its first
+    version on (or from the checkpoint's position)."""
+    return spark.readStream.format("delta").load(table_path)

@@ -1,0 +1,376 @@
+"""Typed configuration: one TOML file in conf/, read once, overridden with ``--set key=value``.
+
+Every section is a frozen dataclass; unknown keys and values of the wrong type are errors that name
+the key, so a typo in a config file stops a job at once instead of silently using a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration file or override that cannot be used; the message names the key and the fix."""
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {
+    **dict.fromkeys(("ms", "millisecond", "milliseconds"), 0.001),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("h", "hour", "hours"), 3600),
+    **dict.fromkeys(("d", "day", "days"), 86400),
+}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``"10 minutes"``, ``"30s"``, ``"1 hour"`` (one number, one unit) into a timedelta."""
+    match = _DURATION.match(str(text))
+    unit = match and match.group(2).lower()
+    if unit not in _UNIT_SECONDS:
+        raise ValueError(f"not a duration: {text!r} (write for example '10 minutes' or '30 seconds')")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[unit])
+
+
+def spark_interval(duration: timedelta) -> str:
+    """A timedelta as the interval string Spark's watermark, window and trigger APIs take."""
+    milliseconds = round(duration.total_seconds() * 1000)
+    if milliseconds % 1000:
+        return f"{milliseconds} milliseconds"
+    return f"{milliseconds // 1000} seconds"
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Where events come from. ``options`` go to Spark's Kafka source as they are (``kafka.*`` keys
+    reach the Kafka client); a value written ``env:NAME`` is read from the environment variable NAME,
+    so secrets never sit in a config file."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "events"
+    starting_offsets: str = "earliest"
+    max_offsets_per_trigger: int = 0
+    min_offsets_per_trigger: int = 0
+    max_trigger_delay: timedelta | None = None
+    fail_on_data_loss: bool = True
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContractSettings:
+    """The rules of the event contract that are configurable: the schema versions accepted, the formats
+    read (extractors, chosen per record by its content-type header; ``default_format`` when it has none),
+    and the limits."""
+
+    schema_versions: tuple[str, ...] = ("1",)
+    extractors: tuple[str, ...] = ("json",)
+    default_format: str = "json"
+    max_record_bytes: int = 1_048_576
+    max_event_time_ahead: timedelta = timedelta(minutes=5)
+    min_event_time: str = "1970-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """How the SparkSession is built. ``master`` empty leaves it to ``spark-submit --master`` (local[*] without
+    one), so one config serves a laptop and a cluster; a master set here wins over spark-submit's.
+    ``prometheus`` turns on Spark's UI on ``ui_port`` with its Prometheus endpoints and the streaming
+    query metrics."""
+
+    master: str = ""
+    app_name: str = "eventlake"
+    jars_dir: str = "jars/spark"
+    log_level: str = "WARN"
+    prometheus: bool = False
+    ui_port: int = 4040
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where Delta tables and streaming checkpoints live (local paths or any Hadoop URI)."""
+
+    tables_root: str = "data/tables"
+    checkpoint_root: str = "data/checkpoints"
+
+    def table_path(self, table: str) -> str:
+        return _join(self.tables_root, table)
+
+    def checkpoint_path(self, job: str, query: str) -> str:
+        return _join(self.checkpoint_root, f"{job}/{query}")
+
+
+@dataclass(frozen=True)
+class AnalyticsSettings:
+    """The windowed analytics job. ``slide`` empty means tumbling windows of ``window``;
+    ``trigger`` is ``availableNow`` (process the backlog and stop) or an interval like ``30 seconds``."""
+
+    watermark: timedelta = timedelta(minutes=10)
+    window: timedelta = timedelta(minutes=5)
+    slide: timedelta | None = None
+    trigger: str = "availableNow"
+
+
+@dataclass(frozen=True)
+class EnrichSettings:
+    """The dimension table the ETL's ``enrich`` stage joins: a Delta table created from ``dimension_csv``
+    when it does not exist yet, joined on ``key``. ``on_miss``: ``keep`` the event with empty dimension
+    columns, or send it to ``dead_letter``."""
+
+    dimension_csv: str = "conf/dimensions/pages.csv"
+    table: str = "dim_pages"
+    key: str = "page"
+    on_miss: str = "keep"
+
+
+@dataclass(frozen=True)
+class PiiSettings:
+    """Personal data in silver: columns replaced by a salted SHA-256 (``hash``) or left out (``drop``).
+    ``salt`` is best given as ``env:NAME``."""
+
+    hash: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+    salt: str = ""
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Retries of a failed table write: ``max_attempts`` in all, waiting ``initial_backoff`` and then twice
+    as long each time, at most ``max_backoff``."""
+
+    max_attempts: int = 5
+    initial_backoff: timedelta = timedelta(seconds=1)
+    max_backoff: timedelta = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class EtlSettings:
+    """The streaming ETL job: the transform stages in order, the ``data`` fields promoted to typed columns
+    (name -> Spark type), and its enrichment, PII and retry rules. (The formats it reads are the
+    contract's ``extractors``.)"""
+
+    trigger: str = "availableNow"
+    transforms: tuple[str, ...] = ("normalise", "promote_fields", "enrich", "mask_pii")
+    promote: dict[str, str] = field(default_factory=dict)
+    enrich: EnrichSettings = field(default_factory=EnrichSettings)
+    pii: PiiSettings = field(default_factory=PiiSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration of a run."""
+
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    contract: ContractSettings = field(default_factory=ContractSettings)
+    spark: SparkSettings = field(default_factory=SparkSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
+    etl: EtlSettings = field(default_factory=EtlSettings)
+
+
+def load_settings(path: str | Path, overrides: typing.Sequence[str] = ()) -> Settings:
+    """Read a TOML config file, apply ``key=value`` overrides (dotted keys), return typed Settings.
+
+    Relative local paths (tables, checkpoints, jars) are resolved against the current directory.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path} (the default is conf/local.toml)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} cannot be read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    for override in overrides:
+        _apply_override(raw, override)
+    settings = _build(Settings, raw, "")
+    _check(settings)
+    return _with_absolute_paths(settings)
+
+
+# Tables whose keys are free-form and may contain dots ("spark.sql.shuffle.partitions").
+_FREE_FORM_TABLES = (("spark", "conf"), ("kafka", "options"), ("etl", "promote"))
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> None:
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set takes key=value, got {override!r}")
+    parts = key.strip().split(".")
+    for table in _FREE_FORM_TABLES:
+        if tuple(parts[: len(table)]) == table and len(parts) > len(table):
+            parts = [*table, ".".join(parts[len(table):])]
+    *sections, leaf = parts
+    target = raw
+    for section in sections:
+        target = target.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"--set {key}: {section} is not a section")
+    target[leaf] = _parse_value(text.strip())
+
+
+def _parse_value(text: str) -> Any:
+    """A TOML value when the text is one (numbers, booleans, arrays, quoted strings), else the text."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{where}] must be a table of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        name = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"unknown config key {name!r} (known keys here: {', '.join(sorted(known))})")
+    values = {}
+    for name in known & set(data):
+        key = f"{where}.{name}" if where else name
+        values[name] = _convert(hints[name], data[name], key)
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, key: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin in (typing.Union, types.UnionType):
+        if value in ("", None):
+            return None
+        return _convert(next(a for a in args if a is not type(None)), value, key)
+    try:
+        if hint is timedelta:
+            return parse_duration(value)
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "false"):
+                return str(value).lower() == "true"
+            raise ValueError(f"expected true or false, got {value!r}")
+        if hint is int:
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise ValueError(f"expected a whole number, got {value!r}")
+            return int(value)
+        if hint is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError(f"expected text, got {value!r}")
+            return str(value)
+        if origin is tuple:
+            items = value if isinstance(value, list) else [v for v in str(value).split(",") if v]
+            return tuple(str(item) for item in items)
+        if origin is dict:
+            if not isinstance(value, dict):
+                raise ValueError(f"expected a table, got {value!r}")
+            return {str(k): _stringify(v) for k, v in value.items()}
+    except ValueError as error:
+        raise ConfigError(f"config key {key!r}: {error}") from None
+    raise ConfigError(f"config key {key!r}: unsupported type {hint}")
+
+
+def _stringify(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# The contract versions and formats the code can read (eventlake.pipeline.contract); kept here so a config naming
+# another one fails at load time, before any Spark work.
+KNOWN_SCHEMA_VERSIONS = ("1", "2")
+KNOWN_EXTRACTORS = ("json", "kv")
+
+
+def _check_trigger(key: str, trigger: str) -> None:
+    if trigger != "availableNow":
+        try:
+            parse_duration(trigger)
+        except ValueError:
+            raise ConfigError(
+                f"{key} must be 'availableNow' or an interval like '30 seconds', got {trigger!r}"
+            ) from None
+
+
+def _check_choices(key: str, values: typing.Iterable[str], known: typing.Sequence[str]) -> None:
+    for value in values:
+        if value not in known:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(known)}")
+
+
+def _check_etl(etl: EtlSettings) -> None:
+    _check_trigger("etl.trigger", etl.trigger)
+    _check_choices("etl.enrich.on_miss", [etl.enrich.on_miss], ("keep", "dead_letter"))
+    if etl.retry.max_attempts < 1:
+        raise ConfigError("etl.retry.max_attempts must be at least 1")
+    if len(set(etl.transforms)) != len(etl.transforms):
+        raise ConfigError(f"etl.transforms names a stage twice: {', '.join(etl.transforms)}")
+
+
+def _check(settings: Settings) -> None:
+    analytics = settings.analytics
+    _check_trigger("analytics.trigger", analytics.trigger)
+    _check_etl(settings.etl)
+    kafka = settings.kafka
+    for key in ("max_offsets_per_trigger", "min_offsets_per_trigger"):
+        if getattr(kafka, key) < 0:
+            raise ConfigError(f"kafka.{key} must be 0 (no limit) or more")
+    if kafka.max_offsets_per_trigger and kafka.min_offsets_per_trigger > kafka.max_offsets_per_trigger:
+        raise ConfigError("kafka.min_offsets_per_trigger must not be above kafka.max_offsets_per_trigger")
+    contract = settings.contract
+    _check_choices("contract.schema_versions", contract.schema_versions, KNOWN_SCHEMA_VERSIONS)
+    if not contract.extractors:
+        raise ConfigError("contract.extractors must list at least one format")
+    _check_choices("contract.extractors", contract.extractors, KNOWN_EXTRACTORS)
+    _check_choices("contract.default_format", [contract.default_format], contract.extractors)
+    if analytics.slide is not None and analytics.slide > analytics.window:
+        raise ConfigError("analytics.slide must not be longer than analytics.window")
+    if not settings.contract.schema_versions:
+        raise ConfigError("contract.schema_versions must list at least one version")
+    if settings.contract.max_record_bytes <= 0:
+        raise ConfigError("contract.max_record_bytes must be positive")
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path and not path.startswith("file:")
+
+
+def _join(root: str, name: str) -> str:
+    return f"{root.rstrip('/')}/{name}"
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve()) if path and _is_local(path) else path
+
+
+def _with_absolute_paths(settings: Settings) -> Settings:
+    storage = dataclasses.replace(
+        settings.storage,
+        tables_root=_absolute(settings.storage.tables_root),
+        checkpoint_root=_absolute(settings.storage.checkpoint_root),
+    )
+    spark = dataclasses.replace(settings.spark, jars_dir=_absolute(settings.spark.jars_dir))
+    enrich = dataclasses.replace(settings.etl.enrich, dimension_csv=_absolute(settings.etl.enrich.dimension_csv))
+    etl = dataclasses.replace(settings.etl, enrich=enrich)
+    return dataclasses.replace(settings, storage=storage, spark=spark, etl=etl)
+
+
+def resolve_secret(value: str) -> str:
+    """``env:NAME`` becomes the value of environment variable NAME (an error when unset); other text is kept."""
+    if not value.startswith("env:"):
+        return value
+    name = value[4:]
+    if name not in os.environ:
+        raise ConfigError(f"environment variable {name} is not set (a config value refers to it as env:{name})")
+    return os.environ[name]

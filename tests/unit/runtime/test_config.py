@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from eventlake.runtime.config import ConfigError, load_settings, parse_duration, resolve_secret, spark_interval
+from eventlake.pipeline.sources import kafka_source_options
+
+LOCAL = Path(__file__).resolve().parents[3] / "conf" / "local.toml"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("10 minutes", timedelta(minutes=10)), ("30s", timedelta(seconds=30)), ("1 hour", timedelta(hours=1)),
+     ("250 ms", timedelta(milliseconds=250)), ("2 days", timedelta(days=2)), ("5 mins", timedelta(minutes=5))],
+)
+def test_durations(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["ten minutes", "10", "10 fortnights", "", "1.5 hours"])
+def test_bad_durations_are_rejected(text):
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_spark_intervals():
+    assert spark_interval(timedelta(minutes=10)) == "600 seconds"
+    assert spark_interval(timedelta(milliseconds=1500)) == "1500 milliseconds"
+
+
+def test_local_config_loads_with_typed_values_and_absolute_paths():
+    settings = load_settings(LOCAL)
+    assert settings.analytics.watermark == timedelta(minutes=10)
+    assert settings.analytics.slide is None
+    assert settings.kafka.fail_on_data_loss is True
+    assert settings.contract.schema_versions == ("1", "2")
+    assert Path(settings.storage.tables_root).is_absolute()
+    assert settings.storage.checkpoint_path("analytics", "windows").endswith("/checkpoints/analytics/windows")
+
+
+def test_overrides_are_typed_like_the_file():
+    settings = load_settings(
+        LOCAL,
+        ["analytics.slide=1 minute", "kafka.max_offsets_per_trigger=500", "kafka.fail_on_data_loss=false",
+         "contract.schema_versions=['1', '2']", "analytics.trigger=30 seconds"],
+    )
+    assert settings.analytics.slide == timedelta(minutes=1)
+    assert settings.kafka.max_offsets_per_trigger == 500
+    assert settings.kafka.fail_on_data_loss is False
+    assert settings.contract.schema_versions == ("1", "2")
+    assert settings.analytics.trigger == "30 seconds"
+
+
+def test_dotted_keys_of_free_form_tables_stay_whole():
+    settings = load_settings(LOCAL, ["spark.conf.spark.sql.shuffle.partitions=8", "kafka.options.kafka.client.id=me"])
+    assert settings.spark.conf["spark.sql.shuffle.partitions"] == "8"
+    assert settings.kafka.options == {"kafka.client.id": "me"}
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("analytics.windw=5 minutes", "unknown config key 'analytics.windw'"),
+        ("analytics.window=soon", "config key 'analytics.window': not a duration"),
+        ("kafka.max_offsets_per_trigger=many", "config key 'kafka.max_offsets_per_trigger'"),
+        ("analytics.trigger=sometimes", "analytics.trigger must be 'availableNow' or an interval"),
+        ("analytics.slide=10 minutes", "analytics.slide must not be longer than analytics.window"),
+        ("nonsense", "--set takes key=value"),
+    ],
+)
+def test_bad_overrides_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings(LOCAL, [override])
+
+
+def test_missing_and_broken_files_are_reported(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[kafka\n")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_settings(broken)
+
+
+def test_secrets_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("EVENTLAKE_TEST_SECRET", "s3cret")
+    assert resolve_secret("env:EVENTLAKE_TEST_SECRET") == "s3cret"
+    assert resolve_secret("plain") == "plain"
+    monkeypatch.delenv("EVENTLAKE_TEST_SECRET")
+    with pytest.raises(ConfigError, match="EVENTLAKE_TEST_SECRET is not set"):
+        resolve_secret("env:EVENTLAKE_TEST_SECRET")
+
+
+def test_the_etl_section_loads_typed():
+    etl = load_settings(LOCAL).etl
+    contract = load_settings(LOCAL).contract
+    assert contract.extractors == ("json", "kv") and contract.default_format == "json"
+    assert etl.transforms == ("normalise", "promote_fields", "enrich", "mask_pii")
+    assert etl.promote["amount"] == "decimal(12,2)"
+    assert Path(etl.enrich.dimension_csv).is_absolute() and Path(etl.enrich.dimension_csv).is_file()
+    assert etl.retry.initial_backoff == timedelta(seconds=1) and etl.retry.max_attempts == 5
+    promoted = load_settings(LOCAL, ["etl.promote.coupon=string"]).etl.promote
+    assert promoted["coupon"] == "string" and "page" in promoted
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("contract.extractors=['json', 'csv']", "contract.extractors: 'csv' is not one of json, kv"),
+        ("contract.default_format=kv", None),
+        ("contract.extractors=['json']", None),
+        ("etl.enrich.on_miss=drop", "etl.enrich.on_miss: 'drop' is not one of keep, dead_letter"),
+        ("etl.retry.max_attempts=0", "etl.retry.max_attempts must be at least 1"),
+        ("etl.trigger=soon", "etl.trigger must be 'availableNow' or an interval"),
+        ("contract.schema_versions=['1', '7']", "contract.schema_versions: '7' is not one of 1, 2"),
+        ("kafka.min_offsets_per_trigger=-1", "kafka.min_offsets_per_trigger must be 0 (no limit) or more"),
+    ],
+)
+def test_bad_etl_settings_name_the_key(override, message):
+    if message is None:  # each of these is fine on its own
+        load_settings(LOCAL, [override])
+        return
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(LOCAL, [override])
+
+
+def test_a_default_format_that_is_not_read_is_refused():
+    with pytest.raises(ConfigError, match="contract.default_format: 'kv' is not one of json"):
+        load_settings(LOCAL, ["contract.extractors=['json']", "contract.default_format=kv"])
+
+
+def test_back_pressure_settings_become_kafka_source_options():
+    settings = load_settings(
+        LOCAL,
+        ["kafka.max_offsets_per_trigger=1000", "kafka.min_offsets_per_trigger=200", "kafka.max_trigger_delay=30 seconds"],
+    )
+    options = kafka_source_options(settings.kafka)
+    assert (options["maxOffsetsPerTrigger"], options["minOffsetsPerTrigger"], options["maxTriggerDelay"]) == (
+        "1000", "200", "30 seconds"
+    )
+    defaults = kafka_source_options(load_settings(LOCAL).kafka)
+    assert not {"maxOffsetsPerTrigger", "minOffsetsPerTrigger", "maxTriggerDelay"} & set(defaults)
+
+
+def test_the_cluster_example_loads_and_its_secrets_reach_each_client(monkeypatch):
+    from eventlake.runtime.kafka_admin import librdkafka_options
+    from eventlake.runtime.session import spark_conf
+
+    jaas = 'org.apache.kafka.common.security.scram.ScramLoginModule required username="eventlake" password="pw";'
+    monkeypatch.setenv("KAFKA_JAAS_CONFIG", jaas)
+    monkeypatch.setenv("S3_ENDPOINT", "http://127.0.0.1:9000")
+    settings = load_settings(LOCAL.parent / "cluster-s3.toml")
+    assert settings.spark.master == "" and settings.spark.jars_dir == ""
+    assert settings.storage.table_path("silver_events") == "s3a://eventlake-lake/tables/silver_events"
+    assert settings.storage.checkpoint_path("etl", "silver") == "s3a://eventlake-lake/checkpoints/etl/silver"
+    assert settings.etl.enrich.dimension_csv.startswith("s3a://")
+    assert kafka_source_options(settings.kafka)["kafka.sasl.jaas.config"] == jaas
+    assert spark_conf(settings.spark)["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
+    topic_check = librdkafka_options(settings.kafka.bootstrap_servers, settings.kafka.options)
+    assert (topic_check["security.protocol"], topic_check["sasl.username"]) == ("SASL_SSL", "eventlake")
