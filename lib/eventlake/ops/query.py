@@ -15,12 +15,12 @@ from pyspark.sql import DataFrame, SparkSession
 
 from eventlake.runtime.config import ConfigError, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
-from eventlake.runtime.session import build_spark_session
+from eventlake.runtime.session import build_spark_session, jvm_view
 
 
 def delta_tables(spark: SparkSession, tables_root: str) -> dict[str, str]:
     """Table name -> path of every Delta table directly under ``tables_root`` (any Hadoop file system)."""
-    jvm = spark.sparkContext._jvm
+    jvm = jvm_view(spark)
     root = jvm.org.apache.hadoop.fs.Path(tables_root)
     fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     if not fs.exists(root):
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tables = register_tables(spark, settings.storage.tables_root)
         if not tables:
             raise EnvironmentProblem(
-                f"no Delta tables under {settings.storage.tables_root} yet: run a job first (see the README)"
+                f"no Delta tables under {settings.storage.tables_root} yet: run a job first (see docs/running.md)"
             )
         result = describe_tables(spark, tables) if args.tables else spark.sql(args.sql)
         result.show(args.limit, truncate=False)

@@ -11,13 +11,12 @@ from pyspark.errors import PySparkException, StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
+from eventlake.ops.metrics import METRICS_TABLE, MetricsRecorder
+from eventlake.ops.progress import ProgressPrinter
 from eventlake.runtime.config import ConfigError, Settings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.kafka_admin import require_topic
-from eventlake.ops.metrics import METRICS_TABLE, MetricsRecorder
-from eventlake.ops.progress import ProgressPrinter
 from eventlake.runtime.session import build_spark_session
-
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ def run_plan(plan: QueryPlan, started: list[StreamingQuery] | None = None) -> li
 
 _DATA_LOSS_HINT = (
     " — offsets the checkpoint needs are gone from Kafka (topic deleted or recreated, or retention ran out)."
-    " See the README, 'Data loss in Kafka': restart once with --set kafka.fail_on_data_loss=false to skip them,"
+    " See docs/operating.md, 'Data loss in Kafka': restart once with --set kafka.fail_on_data_loss=false to skip them,"
     " or use a new checkpoint for a recreated topic."
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -95,8 +96,16 @@ def build_spark_session(settings: SparkSettings) -> SparkSession:
     return spark
 
 
-def _require_classes(spark: SparkSession, jars_dir: str) -> None:
+def jvm_view(spark: SparkSession) -> Any:
+    """The py4j view of the driver's JVM (always there in a classic, non-Connect session)."""
     jvm = spark.sparkContext._jvm
+    if jvm is None:
+        raise EnvironmentProblem("this Spark session has no JVM gateway (Spark Connect is not supported)")
+    return jvm
+
+
+def _require_classes(spark: SparkSession, jars_dir: str) -> None:
+    jvm = jvm_view(spark)
     loader = jvm.Thread.currentThread().getContextClassLoader()
     for class_name, what in ((KAFKA_SOURCE_CLASS, "Spark's Kafka connector"), (DELTA_CATALOG_CLASS, "Delta Lake")):
         try:
