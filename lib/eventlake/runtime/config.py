@@ -10,12 +10,16 @@ import dataclasses
 import os
 import re
 import tomllib
-import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+from cattrs.gen import make_dict_structure_fn
 
 
 class ConfigError(ValueError):
@@ -35,10 +39,9 @@ _UNIT_SECONDS = {
 def parse_duration(text: str) -> timedelta:
     """Parse ``"10 minutes"``, ``"30s"``, ``"1 hour"`` (one number, one unit) into a timedelta."""
     match = _DURATION.match(str(text))
-    unit = match and match.group(2).lower()
-    if unit not in _UNIT_SECONDS:
+    if match is None or match.group(2).lower() not in _UNIT_SECONDS:
         raise ValueError(f"not a duration: {text!r} (write for example '10 minutes' or '30 seconds')")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[unit])
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
 
 
 def spark_interval(duration: timedelta) -> str:
@@ -194,7 +197,10 @@ def load_settings(path: str | Path, overrides: typing.Sequence[str] = ()) -> Set
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
     for override in overrides:
         _apply_override(raw, override)
-    settings = _build(Settings, raw, "")
+    try:
+        settings = _CONVERTER.structure(raw, Settings)
+    except ClassValidationError as error:
+        raise ConfigError(_describe(error)) from None
     _check(settings)
     return _with_absolute_paths(settings)
 
@@ -228,63 +234,90 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"[{where}] must be a table of keys, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        name = f"{where}.{unknown[0]}" if where else unknown[0]
-        raise ConfigError(f"unknown config key {name!r} (known keys here: {', '.join(sorted(known))})")
-    values = {}
-    for name in known & set(data):
-        key = f"{where}.{name}" if where else name
-        values[name] = _convert(hints[name], data[name], key)
-    return cls(**values)
+class _NotATable(ValueError):
+    """A section (``[etl.enrich]``) given a plain value instead of a table of keys."""
 
 
-def _convert(hint: Any, value: Any, key: str) -> Any:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)
-    if origin in (typing.Union, types.UnionType):
-        if value in ("", None):
-            return None
-        return _convert(next(a for a in args if a is not type(None)), value, key)
-    try:
-        if hint is timedelta:
-            return parse_duration(value)
-        if hint is bool:
-            if isinstance(value, bool):
-                return value
-            if str(value).lower() in ("true", "false"):
-                return str(value).lower() == "true"
-            raise ValueError(f"expected true or false, got {value!r}")
-        if hint is int:
-            if isinstance(value, bool) or not isinstance(value, (int, str)):
-                raise ValueError(f"expected a whole number, got {value!r}")
-            return int(value)
-        if hint is str:
-            if isinstance(value, (dict, list)):
-                raise ValueError(f"expected text, got {value!r}")
-            return str(value)
-        if origin is tuple:
-            items = value if isinstance(value, list) else [v for v in str(value).split(",") if v]
-            return tuple(str(item) for item in items)
-        if origin is dict:
-            if not isinstance(value, dict):
-                raise ValueError(f"expected a table, got {value!r}")
-            return {str(k): _stringify(v) for k, v in value.items()}
-    except ValueError as error:
-        raise ConfigError(f"config key {key!r}: {error}") from None
-    raise ConfigError(f"config key {key!r}: unsupported type {hint}")
-
-
-def _stringify(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
+# Each hook accepts what TOML writes for the type and, since a ``--set`` value that is not valid TOML
+# stays text, the same value written as text ("500", "false", "1,2").
+def _text(value: object, _: type) -> str:
+    if isinstance(value, (dict, list)):
+        raise ValueError(f"expected text, got {value!r}")
     return str(value)
+
+
+def _whole_number(value: object, _: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return int(value)
+
+
+def _true_or_false(value: object, _: type) -> bool:
+    if str(value).lower() not in ("true", "false"):  # a TOML boolean or the same written as text
+        raise ValueError(f"expected true or false, got {value!r}")
+    return str(value).lower() == "true"
+
+
+def _names(value: object, _: type) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [item for item in str(value).split(",") if item]
+    return tuple(str(item) for item in items)
+
+
+def _free_form_table(value: object, _: type) -> dict[str, str]:
+    """Free-form tables are passed on to Spark or Kafka as text, where booleans are written lower-case."""
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a table, got {value!r}")
+    return {str(key): str(item).lower() if isinstance(item, bool) else str(item) for key, item in value.items()}
+
+
+def _make_converter() -> cattrs.Converter:
+    """A converter from parsed TOML to the settings dataclasses; unknown keys are errors."""
+    converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    for cls, hook in ((str, _text), (int, _whole_number), (bool, _true_or_false)):
+        converter.register_structure_hook(cls, hook)
+    converter.register_structure_hook(timedelta, lambda value, _: parse_duration(value))
+    # An empty string is how a TOML file leaves an optional duration unset (TOML has no null).
+    converter.register_structure_hook(
+        timedelta | None, lambda value, _: None if value in ("", None) else parse_duration(value)
+    )
+    # Generic aliases are not classes, which register_structure_hook takes: these two are matched by a predicate.
+    converter.register_structure_hook_func(lambda hint: hint == tuple[str, ...], _names)
+    converter.register_structure_hook_func(lambda hint: hint == dict[str, str], _free_form_table)
+
+    def section_hook(section: type[Any]) -> Callable[[object, type], object]:
+        structure_keys = make_dict_structure_fn(section, converter)
+
+        def structure_section(value: object, _: type) -> object:
+            if not isinstance(value, dict):  # cattrs would read a string's characters as its keys
+                raise _NotATable(f"must be a table of keys, got {value!r}")
+            return structure_keys(value, section)
+
+        return structure_section
+
+    converter.register_structure_hook_factory(dataclasses.is_dataclass, section_hook)
+    return converter
+
+
+_CONVERTER = _make_converter()
+
+
+def _describe(error: Exception) -> str:
+    """The first problem in cattrs' tree of errors, as a sentence naming its dotted config key."""
+    key = ""
+    while isinstance(error, ClassValidationError):
+        with_key, without_key = error.group_exceptions()
+        if without_key:  # unknown keys (the only errors without one) first: a typo explains the rest
+            error = without_key[0]
+        else:
+            error, note = with_key[0]
+            key = f"{key}.{note.name}" if key else note.name
+    if isinstance(error, ForbiddenExtraKeysError):
+        unknown = sorted(error.extra_fields)[0]
+        known = ", ".join(sorted(field.name for field in dataclasses.fields(error.cl)))
+        return f"unknown config key {f'{key}.{unknown}' if key else unknown!r} (known keys here: {known})"
+    if isinstance(error, _NotATable):
+        return f"[{key}] {error}"
+    return f"config key {key!r}: {error}"
 
 
 # The contract versions and formats the code can read (eventlake.pipeline.contract); kept here so a config naming

@@ -6,8 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from eventlake.runtime.config import ConfigError, load_settings, parse_duration, resolve_secret, spark_interval
 from eventlake.pipeline.sources import kafka_source_options
+from eventlake.runtime.config import (
+    AnalyticsSettings,
+    ConfigError,
+    load_settings,
+    parse_duration,
+    resolve_secret,
+    spark_interval,
+)
 
 LOCAL = Path(__file__).resolve().parents[3] / "conf" / "local.toml"
 
@@ -77,6 +84,55 @@ def test_bad_overrides_name_the_key(override, message):
         load_settings(LOCAL, [override])
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("kafka.fail_on_data_loss=yes", "config key 'kafka.fail_on_data_loss': expected true or false, got 'yes'"),
+        ("kafka.min_offsets_per_trigger=true",
+         "config key 'kafka.min_offsets_per_trigger': expected a whole number, got True"),
+        ("kafka.topic=[1, 2]", "config key 'kafka.topic': expected text, got [1, 2]"),
+        ("spark.conf=5", "config key 'spark.conf': expected a table, got 5"),
+        ("etl.retry=[1]", "[etl.retry] must be a table of keys, got [1]"),
+        ("kafka.topic.name=x", "--set kafka.topic.name: topic is not a section"),
+    ],
+)
+def test_values_of_the_wrong_type_name_the_key_and_what_was_expected(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(LOCAL, [override])
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[etl.retry]\nmax_attempts = 'lots'", "config key 'etl.retry.max_attempts': invalid literal for int()"),
+        ("[etl.pii]\npepper = ''", "unknown config key 'etl.pii.pepper' (known keys here: drop, hash, salt)"),
+        ("[etl]\nenrich = 'pages'", "[etl.enrich] must be a table of keys, got 'pages'"),
+        ("[spark]\nui_port = 4040.0", "config key 'spark.ui_port': expected a whole number, got 4040.0"),
+        # A misspelt key is reported before the values beside it: it may be why they look wrong.
+        ("[spark]\nui_port = 'x'\nmastr = ''", "unknown config key 'spark.mastr'"),
+    ],
+)
+def test_mistakes_in_a_file_name_the_dotted_key_of_nested_tables(tmp_path, text, message):
+    config = tmp_path / "mistaken.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(config)
+
+
+def test_values_written_as_text_are_read_as_their_type(tmp_path):
+    config = tmp_path / "text.toml"
+    config.write_text(
+        "[spark]\nui_port = '4041'\nprometheus = 'TRUE'\n[spark.conf]\n'spark.ui.enabled' = false\n"
+        "[kafka]\nmax_trigger_delay = '30 seconds'\n"
+    )
+    settings = load_settings(config, ["contract.schema_versions=1,2", "kafka.max_trigger_delay="])
+    assert (settings.spark.ui_port, settings.spark.prometheus) == (4041, True)
+    assert settings.spark.conf == {"spark.ui.enabled": "false"}  # as Spark writes it
+    assert settings.contract.schema_versions == ("1", "2")
+    assert settings.kafka.max_trigger_delay is None  # empty: not set
+    assert settings.analytics == AnalyticsSettings()  # a section not written keeps its defaults
+
+
 def test_missing_and_broken_files_are_reported(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(tmp_path / "nope.toml")
@@ -129,14 +185,15 @@ def test_bad_etl_settings_name_the_key(override, message):
 
 
 def test_a_default_format_that_is_not_read_is_refused():
-    with pytest.raises(ConfigError, match="contract.default_format: 'kv' is not one of json"):
+    with pytest.raises(ConfigError, match=re.escape("contract.default_format: 'kv' is not one of json")):
         load_settings(LOCAL, ["contract.extractors=['json']", "contract.default_format=kv"])
 
 
 def test_back_pressure_settings_become_kafka_source_options():
     settings = load_settings(
         LOCAL,
-        ["kafka.max_offsets_per_trigger=1000", "kafka.min_offsets_per_trigger=200", "kafka.max_trigger_delay=30 seconds"],
+        ["kafka.max_offsets_per_trigger=1000", "kafka.min_offsets_per_trigger=200",
+         "kafka.max_trigger_delay=30 seconds"],
     )
     options = kafka_source_options(settings.kafka)
     assert (options["maxOffsetsPerTrigger"], options["minOffsetsPerTrigger"], options["maxTriggerDelay"]) == (
