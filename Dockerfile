@@ -56,9 +56,10 @@ RUN printf '%s\n' \
 WORKDIR /opt/eventlake
 # The runtime dependencies as pyproject.toml pins them (one place for versions), less pyspark, which the
 # image has; delta-spark without its own requirements: pyspark, and importlib_metadata, which only its
-# configure_spark_with_delta_pip uses (eventlake does not).
+# configure_spark_with_delta_pip uses (eventlake does not). Plus the report extra (matplotlib), so that
+# the health report draws its chart in the container too.
 COPY pyproject.toml README.md ./
-RUN python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' >/tmp/deps.txt \
+RUN python -c 'import tomllib; project = tomllib.load(open("pyproject.toml", "rb"))["project"]; print(*project["dependencies"], *project["optional-dependencies"]["report"], sep="\n")' >/tmp/deps.txt \
     && grep -v -e '^pyspark' -e '^delta-spark' /tmp/deps.txt >/tmp/deps-others.txt \
     && grep -e '^delta-spark' /tmp/deps.txt >/tmp/deps-delta.txt \
     && pip install --no-cache-dir -r /tmp/deps-others.txt \

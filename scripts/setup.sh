@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up what eventlake needs on this machine and skips whatever is already in place:
 #   Java 17+ and Maven (from the system's packages when missing and we are root),
-#   the virtual environment .venv with the eventlake package and its Python dependencies,
+#   the virtual environment .venv with the eventlake package, its Python dependencies and the extras
+#   dev (tests and checks) and report (matplotlib, for the health chart that scripts/demo.sh draws),
 #   the Spark jars (Kafka connector, Delta) in jars/spark, the Kafka broker jars in jars/kafka,
 #   and a spark-defaults.conf so that `spark-submit jobs/<job>.py` finds jars/spark and .venv's Python
 #   with no flags.
@@ -50,9 +51,12 @@ find_python() {
     die "Python 3.11 or newer is needed and none was found on PATH"
 }
 
+# The extras .venv gets besides the runtime dependencies: part of the stamp, so that adding one reinstalls.
+venv_extras=dev,report
+
 ensure_venv() {
     local stamp=.venv/.eventlake-installed want
-    want=$(hash_of pyproject.toml)
+    want="$(hash_of pyproject.toml) $venv_extras"
     if [ ! -x .venv/bin/python ]; then
         local python; python=$(find_python)
         say "creating .venv with $($python --version)"
@@ -63,7 +67,7 @@ ensure_venv() {
         return
     fi
     say "installing eventlake and its dependencies into .venv (pyspark is large: a minute or two)"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" \
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$venv_extras]" \
         || die "pip could not install the Python dependencies (see the messages above)"
     echo "$want" >"$stamp"
 }

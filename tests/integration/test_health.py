@@ -8,9 +8,9 @@ import pytest
 from pyspark.sql import functions as F
 
 from eventlake.ops import health
+from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.pipeline.analytics import analytics_queries
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.runtime.runner import run_queries
 
 from .helpers import send
@@ -58,7 +58,9 @@ def test_the_report_prints_the_tables_figures_and_draws_the_charts(
     dead_letters = read_table(spark, job_settings, DEAD_LETTERS_TABLE).count()
     assert (intake[0], intake[1], dead_letters) == (6, 3, 3)  # the listener's dead_letters match the table
     assert f"analytics_intake: {intake[2]} batches, 6 rows read," in printed
-    assert "dead letters 3 (top: EMPTY_VALUE 1, NOT_JSON 1, NOT_OBJECT 1), late dropped 0, duplicates dropped 1" in printed
+    assert (
+        "dead letters 3 (top: EMPTY_VALUE 1, NOT_JSON 1, NOT_OBJECT 1), late dropped 0, duplicates dropped 1" in printed
+    )
     assert re.search(r"^job analytics: last batch \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$", printed, re.MULTILINE)
     assert f"chart: {chart}" in printed
     # The chart is a real PNG with something drawn on it.

@@ -22,8 +22,8 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
-from eventlake.runtime.config import parse_duration
 from eventlake.pipeline.contract import CONTENT_TYPE_HEADER, EXTRACTOR_MEDIA_TYPES
+from eventlake.runtime.config import parse_duration
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.kafka_admin import librdkafka_options, require_topic
 
@@ -97,50 +97,77 @@ def generate_records(
         "late": late_ratio,
         "malformed": malformed_ratio,
     }
-    _check_generator_arguments(count, users, event_types, sources, span, ratios)
-    for name, ratio in (("kv", kv_ratio), ("v2", v2_ratio)):
-        if not 0.0 <= ratio <= 1.0:
-            raise ValueError(f"the {name} ratio must be between 0 and 1, got {ratio}")
+    _check_generator_arguments(count, users, event_types, sources, span, ratios, {"kv": kv_ratio, "v2": v2_ratio})
     if start_time.tzinfo is None:
         start_time = start_time.replace(tzinfo=UTC)
+    # Every draw, in record order, comes from this one generator: any change to the order of the draws
+    # changes the records of every seed.
     rng = random.Random(seed)
-    malformed_kinds = tuple(MALFORMED_ERROR_CODES)
     recent_valid: deque[tuple[datetime, ProducedRecord]] = deque(maxlen=DUPLICATE_LOOKBACK)
     records = []
     for index in range(count):
         base_time = start_time + span * index / count
         kind = _draw_kind(rng, ratios)
         if kind == "duplicate":
-            candidates = [record for moment, record in recent_valid if base_time - moment <= timedelta(minutes=4)]
-            if candidates:
-                original = rng.choice(candidates)
-                records.append(ProducedRecord(original.key, original.value, "duplicate", original.headers))
+            duplicate = _duplicate_of_recent(rng, recent_valid, base_time)
+            if duplicate is not None:
+                records.append(duplicate)
                 continue
             kind = "valid"
         event = _event(rng, users, event_types, sources)
-        if kind == "valid":
-            event_time = base_time
-        elif kind == "out_of_order":
-            event_time = base_time - timedelta(milliseconds=rng.randint(*OUT_OF_ORDER_SHIFT_MS))
-        elif kind == "late":
-            event_time = base_time - timedelta(milliseconds=rng.randint(*LATE_SHIFT_MS))
-        else:
-            what = rng.choice(malformed_kinds)
-            value = _malformed_value(rng, what, event, base_time)
-            records.append(ProducedRecord(event["data"]["user_id"].encode(), value, f"malformed:{what}"))
+        if kind == "malformed":
+            records.append(_malformed_record(rng, event, base_time))
             continue
-        event["timestamp"] = format_event_time(event_time)
-        # Drawn only when asked for, so that the records of a seed stay the same without these options.
-        if v2_ratio and rng.random() < v2_ratio:
-            event = _as_version_2(rng, event)
-        value, headers = _encode(event), ()
-        if kv_ratio and rng.random() < kv_ratio:
-            value, headers = _encode_key_value(event), ((CONTENT_TYPE_HEADER, KV_MEDIA_TYPE.encode()),)
-        record = ProducedRecord(event["data"]["user_id"].encode(), value, kind, headers)
+        event_time = _shifted_event_time(rng, kind, base_time)
+        record = _well_formed_record(rng, event, event_time, kind, kv_ratio=kv_ratio, v2_ratio=v2_ratio)
         records.append(record)
         if kind == "valid":
             recent_valid.append((event_time, record))
     return records
+
+
+def _duplicate_of_recent(
+    rng: random.Random, recent_valid: deque[tuple[datetime, ProducedRecord]], base_time: datetime
+) -> ProducedRecord | None:
+    """A copy of one of the recent valid records whose event time is at most 4 minutes before ``base_time``
+    (inside the watermark, so that deduplication must catch it), or None when there is none."""
+    candidates = [record for moment, record in recent_valid if base_time - moment <= timedelta(minutes=4)]
+    if not candidates:
+        return None
+    original = rng.choice(candidates)
+    return ProducedRecord(original.key, original.value, "duplicate", original.headers)
+
+
+def _shifted_event_time(rng: random.Random, kind: str, base_time: datetime) -> datetime:
+    """The event time of a well-formed record placed at ``base_time``: out-of-order and late records fall
+    behind it (see OUT_OF_ORDER_SHIFT_MS and LATE_SHIFT_MS), valid ones are right on it."""
+    if kind == "out_of_order":
+        return base_time - timedelta(milliseconds=rng.randint(*OUT_OF_ORDER_SHIFT_MS))
+    if kind == "late":
+        return base_time - timedelta(milliseconds=rng.randint(*LATE_SHIFT_MS))
+    return base_time
+
+
+def _malformed_record(rng: random.Random, event: dict[str, Any], base_time: datetime) -> ProducedRecord:
+    """``event`` broken in one of the ways of MALFORMED_ERROR_CODES, drawn at random; still keyed by user."""
+    what = rng.choice(tuple(MALFORMED_ERROR_CODES))
+    value = _malformed_value(rng, what, event, base_time)
+    return ProducedRecord(event["data"]["user_id"].encode(), value, f"malformed:{what}")
+
+
+def _well_formed_record(
+    rng: random.Random, event: dict[str, Any], event_time: datetime, kind: str, *, kv_ratio: float, v2_ratio: float
+) -> ProducedRecord:
+    """``event`` at ``event_time``, in contract version 2 with probability ``v2_ratio`` and written as
+    ``key=value`` text with probability ``kv_ratio`` (else as JSON)."""
+    event["timestamp"] = format_event_time(event_time)
+    # Drawn only when asked for, so that the records of a seed stay the same without these options.
+    if v2_ratio and rng.random() < v2_ratio:
+        event = _as_version_2(rng, event)
+    key = event["data"]["user_id"].encode()
+    if kv_ratio and rng.random() < kv_ratio:
+        return ProducedRecord(key, _encode_key_value(event), kind, ((CONTENT_TYPE_HEADER, KV_MEDIA_TYPE.encode()),))
+    return ProducedRecord(key, _encode(event), kind)
 
 
 def _check_generator_arguments(
@@ -150,6 +177,7 @@ def _check_generator_arguments(
     sources: Sequence[str],
     span: timedelta,
     ratios: dict[str, float],
+    format_ratios: dict[str, float],
 ) -> None:
     if count < 0:
         raise ValueError(f"count must be 0 or more, got {count}")
@@ -164,6 +192,10 @@ def _check_generator_arguments(
             raise ValueError(f"the {name} ratio must be between 0 and 1, got {ratio}")
     if sum(ratios.values()) > 1.0:
         raise ValueError(f"the ratios add up to {sum(ratios.values()):g}; together they must be at most 1")
+    # The format ratios apply to the well-formed events whatever their kind: they have no sum to check.
+    for name, ratio in format_ratios.items():
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"the {name} ratio must be between 0 and 1, got {ratio}")
 
 
 def _draw_kind(rng: random.Random, ratios: dict[str, float]) -> str:
@@ -324,33 +356,53 @@ def send_records(
         raise ValueError(f"rate must be 0 (as fast as possible) or more records per second, got {rate}")
     require_topic(bootstrap_servers, topic, client_options)
     producer = Producer(producer_config(bootstrap_servers, client_options))
-    failures: list[str] = []
-
-    def on_delivery(error: Any, _message: Any) -> None:
-        if error is not None:
-            failures.append(str(error))
-
-    # Pace in chunks of about 1/20 s of records (at most 200): smooth when slow, no per-record sleep when fast.
-    chunk = max(1, min(200, round(rate / 20))) if rate > 0 else 0
+    failures = _Failures()
     started = time.monotonic()
-    for number, record in enumerate(records, start=1):
-        try:
-            _produce(producer, topic, record, on_delivery)
-        except KafkaException as error:
-            failures.append(str(error.args[0]))
-        producer.poll(0)
-        if chunk and number % chunk == 0:
-            _wait_until(producer, started + number / rate)
+    _produce_paced(producer, topic, records, rate, failures, started)
+    # flush() waits for the acknowledgements still due; the failures among them are reported meanwhile.
     unsent = producer.flush()
     seconds = time.monotonic() - started
-    failed = len(failures) + unsent
+    failed = len(failures.errors) + unsent
     if failed:
-        first = failures[0] if failures else "not acknowledged before the flush ended"
+        first = failures.errors[0] if failures.errors else "not acknowledged before the flush ended"
         raise EnvironmentProblem(
             f"{failed} of {len(records)} records could not be delivered to Kafka topic '{topic}' "
             f"at {bootstrap_servers} (first error: {first})"
         )
     return SendReport(topic, bootstrap_servers, len(records), 0, seconds, dict(Counter(r.kind for r in records)))
+
+
+@dataclass
+class _Failures:
+    """The errors of records that were not delivered, in the order they became known (the first is shown)."""
+
+    errors: list[str] = field(default_factory=list)
+
+    def on_delivery(self, error: Any, _message: Any) -> None:
+        """The producer's delivery report for one record, served by its poll() and flush()."""
+        if error is not None:
+            self.errors.append(str(error))
+
+    def refused(self, error: KafkaException) -> None:
+        """A record the producer refused at once (too large, unknown topic...): it never gets a report."""
+        self.errors.append(str(error.args[0]))
+
+
+def _produce_paced(
+    producer: Any, topic: str, records: Sequence[ProducedRecord], rate: float, failures: _Failures, started: float
+) -> None:
+    """Hand ``records`` to the producer in order, at most ``rate`` a second from ``started`` (0: no limit),
+    serving delivery reports as it goes."""
+    # Pace in chunks of about 1/20 s of records (at most 200): smooth when slow, no per-record sleep when fast.
+    chunk = max(1, min(200, round(rate / 20))) if rate > 0 else 0
+    for number, record in enumerate(records, start=1):
+        try:
+            _produce(producer, topic, record, failures.on_delivery)
+        except KafkaException as error:
+            failures.refused(error)
+        producer.poll(0)
+        if chunk and number % chunk == 0:
+            _wait_until(producer, started + number / rate)
 
 
 def _produce(producer: Any, topic: str, record: ProducedRecord, on_delivery: Any) -> None:

@@ -5,29 +5,44 @@ and in a chart.
 
 Prints, per job, its last batch, throughput, Kafka lag, late and duplicate drops, dead letters and the
 most frequent error codes, and writes a PNG with throughput, batch duration, lag and dead letters over
-time. Exits 2 when there is nothing to report (no ``pipeline_metrics`` yet).
+time. The chart needs matplotlib, from the ``report`` extra (``scripts/setup.sh`` installs it). Exits 2
+when there is nothing to report (no ``pipeline_metrics`` yet), or when matplotlib is missing: then the
+figures are printed and one line says how to get the chart.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from eventlake.runtime.config import ConfigError, StorageSettings, load_settings
-from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.ops.query import delta_tables
+from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.runtime.config import ConfigError, StorageSettings, load_settings
+from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.session import build_spark_session
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 TOP_ERRORS = 3
+
+# Not "pip install eventlake[report]": eventlake is installed from its checkout, not from an index.
+MATPLOTLIB_MISSING = (
+    "the health chart needs matplotlib: pip install -e '.[report]' in the project folder (or run scripts/setup.sh)"
+)
+
+
+class ChartUnavailable(EnvironmentProblem):
+    """The chart cannot be drawn on this machine (matplotlib is not installed); the figures still can."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +92,18 @@ def _per_batch(metrics: DataFrame) -> DataFrame:
 
 def job_health(metrics: DataFrame, dead_letters: DataFrame | None) -> list[JobHealth]:
     """The health of every job found in ``pipeline_metrics`` (and its rows of ``dead_letters``)."""
-    batches = _per_batch(metrics)
-    queries = (
-        batches.groupBy("job", "query_name")
+    queries = _query_totals(metrics)
+    errors = _error_counts_by_job(dead_letters) if dead_letters is not None else {}
+    jobs = dict.fromkeys(row.job for row in queries)  # in the order of the rows: by job name
+    return [_job_health(job, [row for row in queries if row.job == job], errors.get(job, [])) for job in jobs]
+
+
+def _query_totals(metrics: DataFrame) -> list[Row]:
+    """One row per job and query: its batch count, last batch time, the sums of its batches, and its
+    latest Kafka lag; ordered by job and query."""
+    return (
+        _per_batch(metrics)
+        .groupBy("job", "query_name")
         .agg(
             F.count(F.lit(1)).alias("batches"),
             F.max("batch_time").alias("last_batch_time"),
@@ -92,78 +116,52 @@ def job_health(metrics: DataFrame, dead_letters: DataFrame | None) -> list[JobHe
         .orderBy("job", "query_name")
         .collect()
     )
+
+
+def _error_counts_by_job(dead_letters: DataFrame) -> dict[str, list[tuple[str, int]]]:
+    """Job -> its (error code, dead letters) pairs, most frequent first (ties by code)."""
+    counts = dead_letters.groupBy("job", "error_code").count().orderBy("job", F.desc("count"), "error_code")
     errors: dict[str, list[tuple[str, int]]] = {}
-    if dead_letters is not None:
-        for row in dead_letters.groupBy("job", "error_code").count().orderBy("job", F.desc("count"), "error_code").collect():
-            errors.setdefault(row.job, []).append((row.error_code, row["count"]))
-    report = []
-    for job in dict.fromkeys(row.job for row in queries):
-        rows = [row for row in queries if row.job == job]
-        report.append(
-            JobHealth(
-                job=job,
-                queries=tuple(
-                    QueryHealth(
-                        name=row.query_name,
-                        batches=row.batches,
-                        last_batch_time=row.last_batch_time,
-                        rows_read=row.rows_read,
-                        rows_per_second=row.rows_read / (row.busy_ms / 1000) if row.busy_ms else 0.0,
-                        kafka_lag=row.kafka_lag,
-                    )
-                    for row in rows
-                ),
-                dropped_late=sum(row.dropped_late for row in rows),
-                dropped_duplicates=sum(row.dropped_duplicates for row in rows),
-                dead_letters=sum(count for _, count in errors.get(job, [])),
-                top_errors=tuple(errors.get(job, [])[:TOP_ERRORS]),
-            )
-        )
-    return report
+    for row in counts.collect():
+        errors.setdefault(row.job, []).append((row.error_code, row["count"]))
+    return errors
+
+
+def _job_health(job: str, queries: list[Row], errors: list[tuple[str, int]]) -> JobHealth:
+    """One job from the totals of its queries and its error counts (most frequent first)."""
+    return JobHealth(
+        job=job,
+        queries=tuple(_query_health(row) for row in queries),
+        dropped_late=sum(row.dropped_late for row in queries),
+        dropped_duplicates=sum(row.dropped_duplicates for row in queries),
+        dead_letters=sum(count for _, count in errors),
+        top_errors=tuple(errors[:TOP_ERRORS]),
+    )
+
+
+def _query_health(totals: Row) -> QueryHealth:
+    return QueryHealth(
+        name=totals.query_name,
+        batches=totals.batches,
+        last_batch_time=totals.last_batch_time,
+        rows_read=totals.rows_read,
+        # Rows per second of processing time (not wall time): idle time between batches does not count.
+        rows_per_second=totals.rows_read / (totals.busy_ms / 1000) if totals.busy_ms else 0.0,
+        kafka_lag=totals.kafka_lag,
+    )
 
 
 def plot_health(metrics: DataFrame, dead_letters: DataFrame | None, path: Path) -> None:
     """Write a PNG of four charts over time: rows/s, batch duration, Kafka lag (per query) and dead
-    letters per minute (per job)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display needed
+    letters per minute (per job). Raises :class:`ChartUnavailable` when matplotlib is not installed."""
+    _use_matplotlib_for_files()
     import matplotlib.pyplot as plt
 
-    series = (
-        _per_batch(metrics)
-        .select("job", "query_name", "batch_time", "processed_rows_per_second", "batch_duration_ms", "kafka_lag")
-        .orderBy("batch_time")
-        .collect()
-    )
+    series = _batch_series(metrics)
     figure, axes = plt.subplots(2, 2, figsize=(13, 8), sharex=False)
-    charts = [
-        (axes[0][0], "rows per second (processed)", lambda row: row.processed_rows_per_second),
-        (axes[0][1], "batch duration (s)", lambda row: (row.batch_duration_ms or 0) / 1000),
-        (axes[1][0], "Kafka lag (records)", lambda row: row.kafka_lag),
-    ]
-    names = sorted({(row.job, row.query_name) for row in series})
-    for axis, title, value in charts:
-        for job, query in names:
-            points = [(row.batch_time, value(row)) for row in series if (row.job, row.query_name) == (job, query)]
-            points = [(time, number) for time, number in points if number is not None]
-            if points:
-                axis.plot(*zip(*points), marker=".", label=query)
-        axis.set_title(title)
-        axis.legend(fontsize="small")
-    axis = axes[1][1]
-    if dead_letters is not None:
-        per_minute = (
-            dead_letters.groupBy("job", F.date_trunc("minute", "ingested_at").alias("minute"))
-            .count()
-            .orderBy("minute")
-            .collect()
-        )
-        for job in sorted({row.job for row in per_minute}):
-            points = [(row.minute, row["count"]) for row in per_minute if row.job == job]
-            axis.bar([time for time, _ in points], [count for _, count in points], width=0.0006, label=job)
-        axis.legend(fontsize="small")
-    axis.set_title("dead letters per minute")
+    for axis, (title, value) in zip((axes[0][0], axes[0][1], axes[1][0]), _QUERY_CHARTS, strict=True):
+        _plot_per_query(axis, title, series, value)
+    _plot_dead_letters(axes[1][1], dead_letters)
     for row_axes in axes:
         for each in row_axes:
             each.tick_params(axis="x", labelrotation=30, labelsize="small")
@@ -174,8 +172,64 @@ def plot_health(metrics: DataFrame, dead_letters: DataFrame | None, path: Path) 
     plt.close(figure)
 
 
-def health_report(spark: SparkSession, storage: StorageSettings, chart: Path) -> list[JobHealth]:
-    """Read the tables, write the chart to ``chart`` and return the figures."""
+def _use_matplotlib_for_files() -> None:
+    """Select matplotlib's file-only backend (no display needed); :class:`ChartUnavailable` when matplotlib
+    is not installed, since it is an optional extra."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ChartUnavailable(MATPLOTLIB_MISSING) from None
+    matplotlib.use("Agg")
+
+
+# The charts drawn per query: title, and the value of a batch (None: no point for that batch).
+_QUERY_CHARTS: tuple[tuple[str, Callable[[Row], Any]], ...] = (
+    ("rows per second (processed)", lambda row: row.processed_rows_per_second),
+    ("batch duration (s)", lambda row: (row.batch_duration_ms or 0) / 1000),
+    ("Kafka lag (records)", lambda row: row.kafka_lag),
+)
+
+
+def _batch_series(metrics: DataFrame) -> list[Row]:
+    """The figures the charts draw, one row per batch, in time order."""
+    return (
+        _per_batch(metrics)
+        .select("job", "query_name", "batch_time", "processed_rows_per_second", "batch_duration_ms", "kafka_lag")
+        .orderBy("batch_time")
+        .collect()
+    )
+
+
+def _plot_per_query(axis: Axes, title: str, series: list[Row], value: Callable[[Row], Any]) -> None:
+    """One line per query of ``value`` over batch time; batches without a value are left out."""
+    for job, query in sorted({(row.job, row.query_name) for row in series}):
+        points = [(row.batch_time, value(row)) for row in series if (row.job, row.query_name) == (job, query)]
+        points = [(time, number) for time, number in points if number is not None]
+        if points:
+            axis.plot(*zip(*points, strict=True), marker=".", label=query)
+    axis.set_title(title)
+    axis.legend(fontsize="small")
+
+
+def _plot_dead_letters(axis: Axes, dead_letters: DataFrame | None) -> None:
+    """Bars of dead letters per minute, one colour per job (an empty chart when there is no table)."""
+    if dead_letters is not None:
+        per_minute = (
+            dead_letters.groupBy("job", F.date_trunc("minute", "ingested_at").alias("minute"))
+            .count()
+            .orderBy("minute")
+            .collect()
+        )
+        for job in sorted({row.job for row in per_minute}):
+            points = [(row.minute, row["count"]) for row in per_minute if row.job == job]
+            # width is in days: 0.0006 (52 s) leaves a gap between the bars of adjacent minutes.
+            axis.bar([time for time, _ in points], [count for _, count in points], width=0.0006, label=job)
+        axis.legend(fontsize="small")
+    axis.set_title("dead letters per minute")
+
+
+def _health_tables(spark: SparkSession, storage: StorageSettings) -> tuple[DataFrame, DataFrame | None]:
+    """``pipeline_metrics`` and ``dead_letters`` (None when no job has written one yet)."""
     tables = delta_tables(spark, storage.tables_root)
     if METRICS_TABLE not in tables:
         raise EnvironmentProblem(
@@ -183,27 +237,35 @@ def health_report(spark: SparkSession, storage: StorageSettings, chart: Path) ->
         )
     metrics = spark.read.format("delta").load(tables[METRICS_TABLE])
     dead_letters = spark.read.format("delta").load(tables[DEAD_LETTERS_TABLE]) if DEAD_LETTERS_TABLE in tables else None
-    report = job_health(metrics, dead_letters)
-    plot_health(metrics, dead_letters, chart)
-    return report
+    return metrics, dead_letters
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The health CLI: prints the figures and writes the chart; returns the exit code (2 when there is
+    nothing to report, or no matplotlib to draw the chart with)."""
     parser = argparse.ArgumentParser(prog="scripts/health.sh", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="conf/local.toml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", default="data/health.png", help="where to write the chart (default: data/health.png)")
     args = parser.parse_args(argv)
+    chart = Path(args.out)
     try:
         settings = load_settings(args.config, args.overrides)
         spark = build_spark_session(settings.spark)
-        report = health_report(spark, settings.storage, Path(args.out))
+        metrics, dead_letters = _health_tables(spark, settings.storage)
+        report = job_health(metrics, dead_letters)
     except (ConfigError, EnvironmentProblem) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     for job in report:
         print("\n".join(job.lines()))
-    print(f"chart: {Path(args.out).resolve()}")
+    # After the figures: without matplotlib they are still worth having.
+    try:
+        plot_health(metrics, dead_letters, chart)
+    except ChartUnavailable as problem:
+        print(f"error: {problem}; no chart written", file=sys.stderr)
+        return 2
+    print(f"chart: {chart.resolve()}")
     return 0
 
 

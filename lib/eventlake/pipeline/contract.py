@@ -96,7 +96,8 @@ CONTENT_TYPE_HEADER = "content-type"
 EXTRACTOR_MEDIA_TYPES = {"json": "application/json", "kv": "text/x-key-value"}
 KV_PAIR_SEPARATOR = ";"
 
-Check = tuple[Column, ErrorCode, Column]
+# (fails, error code, message): the code is the contract's ErrorCode or a later stage's own StrEnum.
+Check = tuple[Column, StrEnum, Column]
 _ERROR_TYPE = "struct<code: string, message: string>"
 
 
@@ -197,12 +198,17 @@ def _json_failure(text: Column) -> Column:
             (
                 (document.isNull() & F.get_json_object(text, "$").isNull()) | ~_is_one_json_value(text),
                 ErrorCode.NOT_JSON,
-                F.lit("the record is not one JSON value (malformed, cut off, nested too deep, or followed by more data)"),
+                F.lit(
+                    "the record is not one JSON value (malformed, cut off, nested too deep, or followed by more data)"
+                ),
             ),
             (
                 document.isNull(),
                 ErrorCode.UNREADABLE_JSON,
-                F.lit("the record is JSON that cannot be read as one document (duplicate keys, or single quotes or raw control characters)"),
+                F.lit(
+                    "the record is JSON that cannot be read as one document"
+                    " (duplicate keys, or single quotes or raw control characters)"
+                ),
             ),
             (
                 F.lit(True),
@@ -276,31 +282,10 @@ def extract(raw: DataFrame, contract: ContractSettings) -> DataFrame:
     error of the extract stage: empty, too large, not UTF-8, a format no configured extractor reads, or
     text its format's extractor cannot read."""
     extractors = contract.extractors
-    size = F.octet_length("value")
-    known = ", ".join(EXTRACTOR_MEDIA_TYPES[name] for name in extractors)
-    header = _header(CONTENT_TYPE_HEADER) if "headers" in raw.columns else F.lit(None).cast("string")
     rows = raw.withColumns(
         {"_text": F.col("value").cast("string"), "_format": _format_of(raw, extractors, contract.default_format)}
     )
-    rows = rows.withColumn(
-        "_common_error",
-        first_failure(
-            [
-                (F.col("value").isNull() | (size == 0), ErrorCode.EMPTY_VALUE, F.lit("the record has no value")),
-                (
-                    size > contract.max_record_bytes,
-                    ErrorCode.TOO_LARGE,
-                    F.format_string(f"the record is %d bytes, above the limit of {contract.max_record_bytes}", size),
-                ),
-                (~F.is_valid_utf8("_text"), ErrorCode.INVALID_UTF8, F.lit("the record is not valid UTF-8")),
-                (
-                    F.col("_format").isNull(),
-                    ErrorCode.UNKNOWN_FORMAT,
-                    F.concat(F.lit(f"{CONTENT_TYPE_HEADER} '"), header, F.lit(f"' is not one of {known}")),
-                ),
-            ]
-        ),
-    )
+    rows = rows.withColumn("_common_error", _common_failure(raw, contract))
     readable = F.col("_common_error").isNull()
     # Each extractor sees the text of its own format's rows only, NULL elsewhere.
     texts = {name: F.when(readable & (F.col("_format") == name), F.col("_text")) for name in extractors}
@@ -308,14 +293,47 @@ def extract(raw: DataFrame, contract: ContractSettings) -> DataFrame:
         rows = EXTRACTORS[name].read(rows, texts[name], f"_fields_{name}")
     rows = rows.withColumn("_fields", F.coalesce(*(F.col(f"_fields_{name}") for name in extractors)))
     rows = rows.drop(*(f"_fields_{name}" for name in extractors))
+    return rows.transform(with_error_columns).transform(
+        with_stage_error,
+        EXTRACT_STAGE,
+        F.coalesce(F.col("_common_error"), _unreadable_failure(extractors, texts, readable)),
+    )
+
+
+def _common_failure(raw: DataFrame, contract: ContractSettings) -> Column:
+    """The error (see :func:`first_failure`) of the checks every record passes before an extractor reads it:
+    it has a value, within the size limit, in UTF-8 (``_text``), of a format a configured extractor reads
+    (``_format``)."""
+    size = F.octet_length("value")
+    known = ", ".join(EXTRACTOR_MEDIA_TYPES[name] for name in contract.extractors)
+    header = _header(CONTENT_TYPE_HEADER) if "headers" in raw.columns else F.lit(None).cast("string")
+    return first_failure(
+        [
+            (F.col("value").isNull() | (size == 0), ErrorCode.EMPTY_VALUE, F.lit("the record has no value")),
+            (
+                size > contract.max_record_bytes,
+                ErrorCode.TOO_LARGE,
+                F.format_string(f"the record is %d bytes, above the limit of {contract.max_record_bytes}", size),
+            ),
+            (~F.is_valid_utf8("_text"), ErrorCode.INVALID_UTF8, F.lit("the record is not valid UTF-8")),
+            (
+                F.col("_format").isNull(),
+                ErrorCode.UNKNOWN_FORMAT,
+                F.concat(F.lit(f"{CONTENT_TYPE_HEADER} '"), header, F.lit(f"' is not one of {known}")),
+            ),
+        ]
+    )
+
+
+def _unreadable_failure(extractors: Sequence[str], texts: dict[str, Column], readable: Column) -> Column:
+    """The error of a record that passed the common checks (``readable``) but that its format's extractor
+    could not read (``_fields`` NULL): that extractor's failure, built for those rows only."""
     unreadable = F.col("_fields").isNull()
     failures = [(unreadable & (F.col("_format") == name), EXTRACTORS[name].failure(texts[name])) for name in extractors]
     failure = F.when(readable & failures[0][0], failures[0][1])
     for condition, error in failures[1:]:
         failure = failure.when(readable & condition, error)
-    return rows.transform(with_error_columns).transform(
-        with_stage_error, EXTRACT_STAGE, F.coalesce(F.col("_common_error"), failure)
-    )
+    return failure
 
 
 # --- contract: document fields -> typed event -------------------------------------------------------------
@@ -340,7 +358,8 @@ def _read_fields(rows: DataFrame) -> DataFrame:
     not an object), so one cast both checks the object and finds the user."""
     field = lambda name: F.col(f"_fields.{name}")  # noqa: E731
     rows = rows.withColumn(
-        "_version", F.when(F.schema_of_variant(field("schema_version")) == "STRING", field("schema_version").cast("string"))
+        "_version",
+        F.when(F.schema_of_variant(field("schema_version")) == "STRING", field("schema_version").cast("string")),
     )
     version = F.col("_version")
     variants = {
@@ -387,7 +406,9 @@ def _not_a_string(name: str) -> Check:
     return (
         F.col(f"_k_{name}") != "STRING",
         ErrorCode.WRONG_TYPE,
-        F.concat(F.lit("field '"), _field_label(name), F.lit("' must be a string, got "), _json_type(F.col(f"_v_{name}"))),
+        F.concat(
+            F.lit("field '"), _field_label(name), F.lit("' must be a string, got "), _json_type(F.col(f"_v_{name}"))
+        ),
     )
 
 
@@ -400,33 +421,54 @@ def _blank(name: str) -> Check:
     )
 
 
-def _contract_checks(contract: ContractSettings) -> list[Check]:
-    """The contract's checks in the order they are reported: schema_version first (it decides the other
-    fields), then missing fields, wrong JSON types, blank fields, and the event time."""
-    accepted = list(contract.schema_versions)
-    max_ahead_seconds = contract.max_event_time_ahead.total_seconds()
-    timestamp, event_time = F.col("_s_timestamp"), F.col("_event_time")
-    required = ("event_id", "timestamp", "source", "event_type")
-    data_not_object = (
+def _data_not_an_object() -> Check:
+    # ``_data`` is NULL when the cast of ``data`` to a struct failed: it is there, but not an object.
+    return (
         F.col("_v_data").isNotNull() & F.col("_data").isNull(),
         ErrorCode.WRONG_TYPE,
         F.concat(F.lit("field 'data' must be an object, got "), _json_type(F.col("_v_data"))),
     )
+
+
+def _contract_checks(contract: ContractSettings) -> list[Check]:
+    """The contract's checks in the order they are reported: schema_version first (it decides the other
+    fields), then missing fields, wrong JSON types, blank fields, and the event time."""
+    required = ("event_id", "timestamp", "source", "event_type")
+    return [
+        *_schema_version_checks(contract.schema_versions),
+        *(_missing(name) for name in required),
+        *(_not_a_string(name) for name in required),
+        _data_not_an_object(),
+        _not_a_string("user_id"),
+        _not_a_string("session_id"),
+        # A blank timestamp is no ISO-8601 time: BAD_TIMESTAMP below reports it (docs/contract.md).
+        *(_blank(name) for name in required if name != "timestamp"),
+        *_event_time_checks(contract),
+    ]
+
+
+def _schema_version_checks(accepted: Sequence[str]) -> list[Check]:
+    """schema_version is there, a non-blank string, and one of the ``accepted`` versions."""
     return [
         _missing("schema_version"),
         _not_a_string("schema_version"),
         _blank("schema_version"),
         (
-            ~F.col("_s_schema_version").isin(accepted),
+            ~F.col("_s_schema_version").isin(list(accepted)),
             ErrorCode.UNKNOWN_SCHEMA_VERSION,
-            F.concat(F.lit("schema_version '"), F.col("_s_schema_version"), F.lit(f"' is not one of {', '.join(accepted)}")),
+            F.concat(
+                F.lit("schema_version '"), F.col("_s_schema_version"), F.lit(f"' is not one of {', '.join(accepted)}")
+            ),
         ),
-        *(_missing(name) for name in required),
-        *(_not_a_string(name) for name in required),
-        data_not_object,
-        _not_a_string("user_id"),
-        _not_a_string("session_id"),
-        *(_blank(name) for name in required if name != "timestamp"),
+    ]
+
+
+def _event_time_checks(contract: ContractSettings) -> list[Check]:
+    """The timestamp reads as an ISO-8601 time with an offset (``_event_time`` not NULL), not before the
+    contract's earliest time, and not too far after the record's Kafka timestamp."""
+    max_ahead_seconds = contract.max_event_time_ahead.total_seconds()
+    timestamp, event_time = F.col("_s_timestamp"), F.col("_event_time")
+    return [
         (
             event_time.isNull(),
             ErrorCode.BAD_TIMESTAMP,
@@ -492,7 +534,8 @@ def parse_events(raw: DataFrame, contract: ContractSettings) -> DataFrame:
         raise ValueError(f"unknown extractor {unknown[0]!r} (known: {', '.join(EXTRACTORS)})")
     if contract.default_format not in contract.extractors:
         raise ValueError(
-            f"the default format {contract.default_format!r} must be one of the extractors {', '.join(contract.extractors)}"
+            f"the default format {contract.default_format!r} must be one of the extractors"
+            f" {', '.join(contract.extractors)}"
         )
     extracted = raw.transform(extract, contract)
     return extracted.transform(validate_contract, contract).drop("_text", "_format", "_common_error", "_fields")

@@ -109,7 +109,7 @@ def test_valid_event_times_advance_evenly_from_start_across_span():
     times = [_event_time(r) for _, r in valid]
     assert times == sorted(times)
     assert all(_event_time(r) == _base_time(index, 1000) for index, r in valid)
-    assert START <= times[0] and times[-1] < START + SPAN
+    assert times[0] >= START and times[-1] < START + SPAN
 
 
 def test_naive_start_time_is_taken_as_utc():

@@ -52,7 +52,8 @@ def test_metrics_row_sums_state_operators_and_keeps_times_in_utc():
          "customMetrics": {}},
     ]
     row = progress_row(progress({"events": {"0": 10}}, {"events": {"0": 4}}, operators), job="analytics")
-    assert (row["state_rows"], row["state_memory_bytes"], row["dropped_late"], row["dropped_duplicates"]) == (14, 150, 3, 3)
+    state = (row["state_rows"], row["state_memory_bytes"], row["dropped_late"], row["dropped_duplicates"])
+    assert state == (14, 150, 3, 3)
     assert (row["batch_id"], row["input_rows"], row["kafka_lag"], row["job"]) == (3, 120, 6, "analytics")
     assert row["batch_time"] == datetime(2026, 1, 1, 10, 0)
     assert row["watermark"] == datetime(2026, 1, 1, 9, 50)

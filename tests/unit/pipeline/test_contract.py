@@ -8,8 +8,8 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from eventlake.runtime.config import ContractSettings
 from eventlake.pipeline.contract import CONTENT_TYPE_HEADER, ErrorCode, invalid_records, parse_events, valid_events
+from eventlake.runtime.config import ContractSettings
 
 CONTRACT = ContractSettings(schema_versions=("1", "2"), max_record_bytes=2_000)
 
@@ -75,7 +75,9 @@ KV_LINE = b"event_id=e-1; timestamp=2026-01-01T10:00:00Z; source=web; schema_ver
 
 # Cases that need a content-type header: name -> (raw value, headers, expected code, stage).
 FORMAT_CASES = {
-    "unknown content type": (encoded(event()), [(CONTENT_TYPE_HEADER, b"text/csv")], ErrorCode.UNKNOWN_FORMAT, "extract"),
+    "unknown content type": (
+        encoded(event()), [(CONTENT_TYPE_HEADER, b"text/csv")], ErrorCode.UNKNOWN_FORMAT, "extract"
+    ),
     "kv without pairs": (b"just words", KV, ErrorCode.NOT_KEY_VALUE, "extract"),
     "kv pair without =": (KV_LINE + b"; loose", KV, ErrorCode.NOT_KEY_VALUE, "extract"),
     "kv empty key": (KV_LINE + b"; =x", KV, ErrorCode.NOT_KEY_VALUE, "extract"),
@@ -108,13 +110,20 @@ def test_format_errors_get_their_code_and_stage(spark, kafka_rows):
 def test_kv_is_not_read_unless_configured(spark, kafka_rows):
     parsed = kafka_rows([KV_LINE], headers=[KV]).transform(parse_events, CONTRACT)
     row = parsed.first()
-    assert (row.error_code, row.error_message) == ("UNKNOWN_FORMAT", "content-type 'text/x-key-value' is not one of application/json")
+    assert (row.error_code, row.error_message) == (
+        "UNKNOWN_FORMAT", "content-type 'text/x-key-value' is not one of application/json"
+    )
 
 
 def test_one_topic_carries_both_formats_and_both_versions(spark, kafka_rows):
     v2 = event(event_id="e-2", schema_version="2", event_type="pageview", session_id="s-9", type=REMOVED)
-    values = [encoded(event()), KV_LINE.replace(b"e-1", b"e-3"), encoded(v2), b"event_id=e-4;timestamp=2026-01-01T10:00:00Z;"
-              b"source=web;schema_version=2;event_type=signup;session_id=s-1;data.plan=pro"]
+    values = [
+        encoded(event()),
+        KV_LINE.replace(b"e-1", b"e-3"),
+        encoded(v2),
+        b"event_id=e-4;timestamp=2026-01-01T10:00:00Z;source=web;schema_version=2;event_type=signup;session_id=s-1;"
+        b"data.plan=pro",
+    ]
     headers = [[(CONTENT_TYPE_HEADER, b"application/json; charset=utf-8")], KV, None, KV]
     parsed = kafka_rows(values, headers=headers).transform(parse_events, BOTH_FORMATS)
     expected = spark.createDataFrame(
@@ -216,7 +225,7 @@ def test_known_schema_versions_come_from_config(spark, kafka_rows, versions, exp
 
 def test_the_config_knows_the_versions_and_formats_the_contract_reads():
     # config.py lists them to reject a bad config before Spark starts; it cannot import contract.py.
-    from eventlake.runtime.config import KNOWN_EXTRACTORS, KNOWN_SCHEMA_VERSIONS
     from eventlake.pipeline.contract import CONTRACT_VERSIONS, EXTRACTORS
+    from eventlake.runtime.config import KNOWN_EXTRACTORS, KNOWN_SCHEMA_VERSIONS
 
     assert (set(KNOWN_SCHEMA_VERSIONS), set(KNOWN_EXTRACTORS)) == (set(CONTRACT_VERSIONS), set(EXTRACTORS))

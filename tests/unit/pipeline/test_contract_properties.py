@@ -30,14 +30,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from eventlake.runtime.config import ContractSettings
 from eventlake.pipeline.contract import REQUIRED_STRING_FIELDS, ErrorCode, parse_events
+from eventlake.runtime.config import ContractSettings
 
 DEFAULT = ContractSettings()
 SMALL = ContractSettings(max_record_bytes=500)
 KAFKA_TIME = datetime(2026, 1, 1, 12, 0)  # naive datetimes are UTC: the test session runs with TZ=UTC
 EPOCH = datetime(1970, 1, 1)
 LATEST_KAFKA_TIME = datetime(2200, 1, 1)
+KAFKA_TIMES = st.datetimes(min_value=EPOCH, max_value=LATEST_KAFKA_TIME)
 CODES = {code.value for code in ErrorCode}
 EVENT_FIELDS = ("event_id", "event_time", "source", "schema_version", "event_type")
 RESERVED_KEYS = {*REQUIRED_STRING_FIELDS, "data", "event_type", "session_id"}  # version 2 reads the last two
@@ -101,7 +102,7 @@ def assert_codes(rows, expected_codes, values) -> None:
     """Every row has its expected code; on failure, name the first few offending records."""
     wrong = [
         (value, expected, row.error_code, row.error_message)
-        for row, expected, value in zip(rows, expected_codes, values)
+        for row, expected, value in zip(rows, expected_codes, values, strict=True)
         if row.error_code != expected
     ]
     assert not wrong, f"{len(wrong)} of {len(rows)} records got the wrong code, first: {wrong[:3]}"
@@ -187,7 +188,7 @@ def encode(draw, document: dict[str, Any]) -> bytes:
 
 
 @st.composite
-def valid_events(draw, kafka_times=st.datetimes(min_value=EPOCH, max_value=LATEST_KAFKA_TIME)):
+def valid_events(draw, kafka_times=KAFKA_TIMES):
     """Any valid contract-v1 event and a Kafka timestamp it is valid for.
 
     The event time lies between 1970 and the Kafka timestamp plus the allowed tolerance (both ends
@@ -333,7 +334,7 @@ def strict_json(text: str) -> Any:
 def test_any_record_is_either_valid_or_has_a_known_error(kafka_rows, records):
     rows = parse(kafka_rows, records)  # property 1: no exception, everything collected
 
-    for row, (value, _) in zip(rows, records):
+    for row, (value, _) in zip(rows, records, strict=True):
         assert_valid_or_invalid(row)
         # Independent checks of the first steps, from the raw bytes alone.
         if not value:
@@ -360,7 +361,7 @@ def test_any_record_is_either_valid_or_has_a_known_error(kafka_rows, records):
 def test_every_valid_event_parses_to_its_values(kafka_rows, examples):
     rows = parse(kafka_rows, [(example.value, example.kafka_time) for example in examples])
 
-    for row, example in zip(rows, examples):
+    for row, example in zip(rows, examples, strict=True):
         assert_valid_or_invalid(row)
         assert (row.error_code, row.error_message) == (None, None), (example.value, example.kafka_time, row)
         actual = {name: row[name] for name in example.expected}
@@ -454,7 +455,7 @@ def test_records_above_the_limit_are_too_large(kafka_rows, values):
     limit = SMALL.max_record_bytes
     rows = parse(kafka_rows, [(value, KAFKA_TIME) for value in values], SMALL, ["error_code", "error_message"])
 
-    for row, value in zip(rows, values):
+    for row, value in zip(rows, values, strict=True):
         if len(value) > limit:
             assert row.error_code == ErrorCode.TOO_LARGE, (len(value), row)
             assert row.error_message == f"the record is {len(value)} bytes, above the limit of {limit}"
@@ -496,7 +497,7 @@ def test_deeply_nested_data_is_rejected_without_crashing(kafka_rows, deep, shall
     records = [(value, KAFKA_TIME) for value, _ in deep + shallow]
     rows = parse(kafka_rows, records)  # all columns: the job must survive the deep documents
 
-    for row, (value, depth) in zip(rows, deep + shallow):
+    for row, (_value, depth) in zip(rows, deep + shallow, strict=True):
         assert_valid_or_invalid(row)
         if depth > MAX_ACCEPTED_DEPTH:
             assert row.error_code == DEEP_NESTING_CODE, (depth, row.error_code, row.error_message)
@@ -557,7 +558,7 @@ def test_required_fields_of_the_wrong_json_type(kafka_rows, cases):
     rows = parse(kafka_rows, [(value, KAFKA_TIME) for value, _, _ in cases], columns=["error_code", "error_message"])
 
     assert_codes(rows, [code for _, code, _ in cases], [value for value, _, _ in cases])
-    for row, (value, _, pattern) in zip(rows, cases):
+    for row, (value, _, pattern) in zip(rows, cases, strict=True):
         assert re.fullmatch(pattern, row.error_message), (value, row.error_message, pattern)
 
 
@@ -612,7 +613,7 @@ def test_timestamps_without_offset_or_impossible_are_bad_timestamp(kafka_rows, c
     rows = parse(kafka_rows, [(value, KAFKA_TIME) for value, _ in cases], columns=["error_code", "error_message"])
 
     assert_codes(rows, [ErrorCode.BAD_TIMESTAMP] * len(rows), [value for value, _ in cases])
-    for row, (_, timestamp) in zip(rows, cases):
+    for row, (_, timestamp) in zip(rows, cases, strict=True):
         assert row.error_message.startswith(f"timestamp '{timestamp}' is not an ISO-8601 time with a UTC offset")
 
 
@@ -665,7 +666,7 @@ def test_event_times_before_1970_are_too_early(kafka_rows, cases):
     rows = parse(kafka_rows, [(value, KAFKA_TIME) for value, _ in cases], columns=["error_code", "error_message"])
 
     assert_codes(rows, [ErrorCode.EVENT_TIME_TOO_EARLY] * len(rows), [value for value, _ in cases])
-    for row, (_, timestamp) in zip(rows, cases):
+    for row, (_, timestamp) in zip(rows, cases, strict=True):
         assert row.error_message == f"timestamp '{timestamp}' is before {DEFAULT.min_event_time}"
 
 
@@ -701,7 +702,7 @@ def test_schema_versions_not_configured_are_unknown(kafka_rows, data, versions):
 
     expected = [None if version in versions else ErrorCode.UNKNOWN_SCHEMA_VERSION for _, version in cases]
     assert_codes(rows, expected, values)
-    for row, (example, version) in zip(rows, cases):
+    for row, (example, version) in zip(rows, cases, strict=True):
         if version not in versions:
             assert row.error_message == f"schema_version '{version}' is not one of {', '.join(versions)}"
         else:
@@ -809,8 +810,8 @@ def test_regression_fields_of_only_whitespace_are_empty_field(kafka_rows):
 
 
 def test_regression_collecting_out_of_range_event_times(kafka_rows):
-    """Regression (fixed): invalid records keep their parsed event_time; when that lies in year 0/1 or after 9999 in UTC,
-    PySpark cannot turn it into a datetime and collect() raises "ValueError: year 0 is out of range"
+    """Regression (fixed): invalid records keep their parsed event_time; when that lies in year 0/1 or after 9999 in
+    UTC, PySpark cannot turn it into a datetime and collect() raises "ValueError: year 0 is out of range"
     (or "year 10000"). Spark itself and the Delta sinks are fine; any Python collect of parse_events'
     output (debugging, foreachBatch, tests) crashes on such a record."""
     timestamps = [
