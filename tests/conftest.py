@@ -52,7 +52,7 @@ def kafka_rows(spark):
         headers = headers or [None] * len(values)
         rows = [
             (None, value, topic, 0, offset, timestamp, 0, header)
-            for offset, (value, timestamp, header) in enumerate(zip(values, timestamps, headers))
+            for offset, (value, timestamp, header) in enumerate(zip(values, timestamps, headers, strict=True))
         ]
         return spark.createDataFrame(rows, KAFKA_SCHEMA)
 

@@ -35,11 +35,11 @@ from pathlib import Path
 from pyspark.sql.classic.dataframe import DataFrame  # the class a job's DataFrames are (not pyspark.sql's base)
 from pyspark.sql.streaming import StreamingQueryListener
 
+from eventlake.local.producer import generate_records, send_records
 from eventlake.pipeline import analytics, etl, sinks
 from eventlake.runtime import runner
 from eventlake.runtime.config import load_settings
 from eventlake.runtime.kafka_admin import create_topic, delete_topic
-from eventlake.local.producer import generate_records, send_records
 from eventlake.runtime.session import build_spark_session
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -121,7 +121,8 @@ def run_size(size: int, args: argparse.Namespace, names: list[str], run_dir: Pat
         for name in names:
             print(f"bench: {name}, {size:,} records a batch", file=sys.stderr, flush=True)
             if name == "spark-plain":
-                command = [SPARK_SUBMIT, str(BENCH / "spark_plain.py"), "--bootstrap-servers", backlog.bootstrap_servers,
+                command = [SPARK_SUBMIT, str(BENCH / "spark_plain.py"),
+                           "--bootstrap-servers", backlog.bootstrap_servers,
                            "--topic", backlog.topic, "--out", str(size_dir / name), "--max-offsets", str(size)]
             else:
                 command = _eventlake_command(name, backlog, size_dir, size)
@@ -135,13 +136,17 @@ def run_size(size: int, args: argparse.Namespace, names: list[str], run_dir: Pat
         eventlake = [f for f in results if f.contender.startswith("eventlake")]
         if eventlake:
             roots = [str(size_dir / f.contender / "tables") for f in eventlake]
-            _, _, _, _, stdout = run_measured([SPARK_SUBMIT, str(BENCH / "delta_totals.py"), *roots], size_dir / "logs", "totals")
+            _, _, _, _, stdout = run_measured(
+                [SPARK_SUBMIT, str(BENCH / "delta_totals.py"), *roots], size_dir / "logs", "totals"
+            )
             totals = last_json(stdout)
-            for figures, root in zip(eventlake, roots):
+            for figures, root in zip(eventlake, roots, strict=True):
                 figures.batches = totals.get(root, {}).get("batches", {})
                 read = totals.get(root, {}).get("intake_batches", {}).get("records")
                 if read != backlog.records:
-                    figures.note = (figures.note + "; " if figures.note else "") + f"intake_batches holds {read} records"
+                    figures.note = (
+                        (figures.note + "; " if figures.note else "") + f"intake_batches holds {read} records"
+                    )
     finally:
         delete_topic(args.bootstrap_servers, backlog.topic)
     for figures in results:
@@ -151,7 +156,8 @@ def run_size(size: int, args: argparse.Namespace, names: list[str], run_dir: Pat
 
 def table(results: list[BatchFigures]) -> str:
     lines = [
-        "| contender | records a batch | first batch s | warm batch s (per query) | no-data batch s | job s per batch |",
+        "| contender | records a batch | first batch s | warm batch s (per query) | no-data batch s "
+        "| job s per batch |",
         "|---|---:|---:|---|---:|---:|",
     ]
     for f in results:

@@ -17,12 +17,12 @@ import sys
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.pipeline.analytics import WINDOWS_TABLE
-from eventlake.runtime.config import SparkSettings
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.etl import BRONZE_TABLE, SILVER_TABLE
 from eventlake.pipeline.intake import INTAKE_TABLE
-from eventlake.ops.metrics import METRICS_TABLE
+from eventlake.runtime.config import SparkSettings
 from eventlake.runtime.session import build_spark_session
 
 # Table -> {total name: the column of rows it sums}; a count is a sum of ones.

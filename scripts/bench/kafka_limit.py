@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException
-
 from contender import SetupError, add_common_arguments, require_topic, run_contender
 
 CONTENDER = "kafka_limit"

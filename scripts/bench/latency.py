@@ -30,6 +30,7 @@ and checkpoints are deleted afterwards unless ``--keep``; the report and the job
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -51,11 +52,11 @@ from urllib.parse import unquote
 
 from confluent_kafka import KafkaException, Producer
 
+from eventlake.local.producer import format_event_time, generate_records, producer_config
 from eventlake.pipeline import analytics, etl
 from eventlake.runtime.config import ConfigError, Settings, load_settings, parse_duration
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.kafka_admin import create_topic, delete_topic
-from eventlake.local.producer import format_event_time, generate_records, producer_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODES = ("stateless", "windows")
@@ -372,7 +373,9 @@ class Analyser:
             log("starting a Spark session to read the tables")
             self.spark = build_spark_session(self.spark_settings)
         spark = self.spark
-        commits = [(name, c["version"], c["commit_ms"]) for c in delta_commits(plan.table_path) for name, _ in c["files"]]
+        commits = [
+            (name, c["version"], c["commit_ms"]) for c in delta_commits(plan.table_path) for name, _ in c["files"]
+        ]
         if not commits:
             return {"count": 0, "commits": 0}
         files = spark.createDataFrame(commits, "file_name string, version long, commit_ms long")
@@ -450,7 +453,9 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
         # With starting_offsets=latest, a record sent before a query has fixed its first offsets would be
         # skipped; once every query has committed its first (empty) batch, nothing sent after is missed.
         if not wait_for(lambda: all(committed_batches(c) for c in checkpoints), job, args.start_timeout, "its start"):
-            raise BenchError(f"the job did not commit its first batch within {args.start_timeout:.0f} s (log: {job.log_path})")
+            raise BenchError(
+                f"the job did not commit its first batch within {args.start_timeout:.0f} s (log: {job.log_path})"
+            )
         log(f"  job started after {time.monotonic() - started:.0f} s; producing for {args.duration:.0f} s")
 
         produced = produce_steadily(args.bootstrap_servers, topic, rate, args.duration, window_ms)
@@ -549,10 +554,8 @@ def machine() -> dict[str, Any]:
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for package in ("pyspark", "delta-spark", "confluent-kafka"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
     return found
 
 
@@ -580,8 +583,10 @@ def print_table(runs: Sequence[dict[str, Any]]) -> None:
         ))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
-        cells = [line[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(line[1:-1], widths[1:-1])]
-        print("  ".join(cells + [line[-1]]).rstrip())
+        cells = [line[0].ljust(widths[0])] + [
+            cell.rjust(width) for cell, width in zip(line[1:-1], widths[1:-1], strict=True)
+        ]
+        print("  ".join([*cells, line[-1]]).rstrip())
 
 
 # ---------------------------------------------------------------------------------------------- CLI

@@ -51,12 +51,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+from contender import SetupError, add_common_arguments, require_topic, run_contender
 from kafka import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 from kafka.serializer import Deserializer
-
-from contender import SetupError, add_common_arguments, require_topic, run_contender
 
 CONTENDER = "lesson_consumer"
 WINDOW = timedelta(minutes=5)

@@ -19,9 +19,9 @@ from pyspark.sql import DataFrame
 
 from eventlake.pipeline import contract
 from eventlake.pipeline.analytics import analytics_windows
+from eventlake.pipeline.sources import kafka_source_options
 from eventlake.runtime.config import load_settings
 from eventlake.runtime.session import build_spark_session
-from eventlake.pipeline.sources import kafka_source_options
 
 
 def best_seconds(frame: DataFrame, runs: int) -> float:
@@ -40,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
-    settings = load_settings("conf/local.toml", [f"kafka.topic={args.topic}", f"kafka.bootstrap_servers={args.bootstrap_servers}"])
+    settings = load_settings(
+        "conf/local.toml", [f"kafka.topic={args.topic}", f"kafka.bootstrap_servers={args.bootstrap_servers}"]
+    )
     spark = build_spark_session(settings.spark)
     options = {**kafka_source_options(settings.kafka), "endingOffsets": "latest"}
     raw = spark.read.format("kafka").options(**options).load().cache()

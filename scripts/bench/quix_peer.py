@@ -49,12 +49,11 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from contender import add_common_arguments, require_topic, run_contender
 from quixstreams import Application, State, message_context
 from quixstreams.dataframe.windows.aggregations import Aggregator, Count
 from quixstreams.models import TimestampType
 from quixstreams.models.serializers import Deserializer, SerializationContext
-
-from contender import add_common_arguments, require_topic, run_contender
 
 CONTENDER = "quix_peer"
 WINDOW = timedelta(minutes=5)

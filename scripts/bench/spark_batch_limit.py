@@ -19,11 +19,11 @@ import time
 from pyspark.sql import functions as F
 
 from eventlake.pipeline.analytics import analytics_windows
-from eventlake.runtime.config import load_settings
 from eventlake.pipeline.contract import parse_events, valid_events
+from eventlake.pipeline.sources import kafka_source_options
+from eventlake.runtime.config import load_settings
 from eventlake.runtime.runner import job_arguments
 from eventlake.runtime.session import build_spark_session
-from eventlake.pipeline.sources import kafka_source_options
 
 TABLE = "bench_batch_windows"
 

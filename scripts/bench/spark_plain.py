@@ -20,7 +20,10 @@ import time
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-SCHEMA = "event_id string, timestamp string, source string, schema_version string, type string, data struct<user_id: string>"
+SCHEMA = (
+    "event_id string, timestamp string, source string, schema_version string, type string,"
+    " data struct<user_id: string>"
+)
 ISO_8601 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
 
 
@@ -51,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         reader = reader.option("maxOffsetsPerTrigger", args.max_offsets)
     raw = reader.load()
 
-    parsed = raw.select("key", "value", "topic", "partition", "offset", F.from_json(F.col("value").cast("string"), SCHEMA).alias("e"))
+    parsed = raw.select(
+        "key", "value", "topic", "partition", "offset", F.from_json(F.col("value").cast("string"), SCHEMA).alias("e")
+    )
     checks = (
         F.col("e.event_id").isNotNull()
         & F.col("e.source").isNotNull()
@@ -91,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         if query.exception():
             print(f"spark-plain: {query.name} failed: {query.exception()}", file=sys.stderr)
             return 1
-    print(json.dumps({"progress": {query.name: [json.loads(p.json) for p in query.recentProgress] for query in queries}}))
+    progress = {query.name: [json.loads(p.json) for p in query.recentProgress] for query in queries}
+    print(json.dumps({"progress": progress}))
     return 0
 
 

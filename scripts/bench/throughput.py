@@ -23,6 +23,7 @@ Prints one table and writes the same figures as JSON. The Kafka broker's own CPU
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -38,16 +39,17 @@ from typing import Any
 
 import psutil
 
+from eventlake.local.producer import generate_records, send_records
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.kafka_admin import create_topic, delete_topic
-from eventlake.local.producer import generate_records, send_records
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 SPARK_SUBMIT = str(Path(PYTHON).parent / "spark-submit")
 BENCH = ROOT / "scripts" / "bench"
 CONTENDERS = (
-    "kafka-perf", "python-read", "spark-batch", "spark-plain", "eventlake-analytics", "eventlake-etl", "lesson", "quixstreams"
+    "kafka-perf", "python-read", "spark-batch", "spark-plain", "eventlake-analytics", "eventlake-etl", "lesson",
+    "quixstreams",
 )
 REFERENCE = "eventlake-analytics"
 # Generated in chunks so that two million records never sit in memory at once.
@@ -86,14 +88,14 @@ class Measurement:
 def _tree_rss(process: psutil.Process) -> int:
     total = 0
     for member in [process, *process.children(recursive=True)]:
-        try:
+        with contextlib.suppress(psutil.Error):  # a child that ended between listing and reading
             total += member.memory_info().rss
-        except psutil.Error:
-            pass  # a child that ended between listing and reading
     return total
 
 
-def run_measured(command: list[str], log_dir: Path, name: str, env: dict[str, str] | None = None) -> tuple[int, float, float, int, str]:
+def run_measured(
+    command: list[str], log_dir: Path, name: str, env: dict[str, str] | None = None
+) -> tuple[int, float, float, int, str]:
     """Run ``command`` to its end; return exit code, wall seconds, CPU seconds, peak tree RSS bytes and
     its stdout (stdout and stderr are also kept in ``log_dir``)."""
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -199,7 +201,8 @@ def contender_command(name: str, backlog: Backlog, run_dir: Path, args: argparse
     if name == "python-read":
         return [PYTHON, str(BENCH / "kafka_limit.py"), *common], "confluent-kafka loop: consume and count only"
     if name == "spark-batch":
-        return [SPARK_SUBMIT, str(BENCH / "spark_batch_limit.py"), *_job_overrides(backlog, run_dir, name, args.job_set)], \
+        return [SPARK_SUBMIT, str(BENCH / "spark_batch_limit.py"),
+                *_job_overrides(backlog, run_dir, name, args.job_set)], \
             "Spark batch job: parse + dedupe + windowed counts -> Delta"
     if name == "spark-plain":
         return [SPARK_SUBMIT, str(BENCH / "spark_plain.py"), "--bootstrap-servers", backlog.bootstrap_servers,
@@ -219,7 +222,8 @@ def contender_command(name: str, backlog: Backlog, run_dir: Path, args: argparse
         return [PYTHON, str(BENCH / "lesson_consumer.py"), *common, *limit, *peer_watermark], \
             "the lesson's kafka-python consumer: per-record windows and commit"
     if name == "quixstreams":
-        return [PYTHON, str(BENCH / "quix_peer.py"), *common, *peer_watermark, "--state-dir", str(run_dir / name / "state")], \
+        return [PYTHON, str(BENCH / "quix_peer.py"), *common, *peer_watermark,
+                "--state-dir", str(run_dir / name / "state")], \
             "quixstreams: dedupe state + 5-minute windows"
     raise ValueError(f"unknown contender {name!r}; known: {', '.join(CONTENDERS)}")
 
@@ -293,7 +297,8 @@ def table(measurements: list[Measurement]) -> str:
     """The measurements as a Markdown table, with ratios to eventlake-analytics."""
     reference = next((m for m in measurements if m.contender == REFERENCE and m.records), None)
     lines = [
-        "| contender | records | wall s | events/s | MB/s | CPU s | CPU µs/event | peak MB | events/s × | CPU/event × | memory × |",
+        "| contender | records | wall s | events/s | MB/s | CPU s | CPU µs/event | peak MB | events/s × "
+        "| CPU/event × | memory × |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
@@ -319,13 +324,14 @@ def bench_parser(mode: str, description: str, contenders: tuple[str, ...]) -> ar
     add("--bootstrap-servers", default="127.0.0.1:9092", metavar="HOST:PORT")
     add("--partitions", type=int, default=4, metavar="N", help="partitions of the topic (default: 4)")
     add("--seed", type=int, default=7, metavar="N")
-    add("--only", default=",".join(contenders), metavar="NAME,...", help=f"contenders to run, of: {', '.join(contenders)}")
+    add("--only", default=",".join(contenders), metavar="NAME,...",
+        help=f"contenders to run, of: {', '.join(contenders)}")
     return parser
 
 
 def with_notes(lines: list[str], notes: list[str]) -> str:
     """A Markdown table's ``lines``, then its ``notes`` (if any) after a blank line."""
-    return "\n".join(lines + ([""] + notes if notes else []))
+    return "\n".join(lines + (["", *notes] if notes else []))
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -370,9 +376,13 @@ def main(argv: list[str] | None = None) -> int:
     stamp, run_dir = make_run_dir(args.run_dir, "throughput")
     try:
         if args.topic:
-            backlog = Backlog(args.bootstrap_servers, args.topic, args.partitions, args.events, args.events * 250 / 1e6, 0.0)
+            backlog = Backlog(
+                args.bootstrap_servers, args.topic, args.partitions, args.events, args.events * 250 / 1e6, 0.0
+            )
         else:
-            backlog = produce_backlog(args.bootstrap_servers, f"bench-{stamp.lower()}", args.events, args.partitions, args.seed)
+            backlog = produce_backlog(
+                args.bootstrap_servers, f"bench-{stamp.lower()}", args.events, args.partitions, args.seed
+            )
             print(f"bench: produced {backlog.records:,} records ({backlog.megabytes:,.0f} MB) into {backlog.topic} "
                   f"in {backlog.produce_seconds:.0f} s", file=sys.stderr, flush=True)
         measurements = [measure(name, backlog, run_dir, args) for name in names]
@@ -389,8 +399,11 @@ def main(argv: list[str] | None = None) -> int:
         "command": "scripts/bench.sh throughput " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "backlog": asdict(backlog),
         "reference": REFERENCE,
-        "results": [{**asdict(m), "events_per_second": round(m.events_per_second), "mb_per_second":
-                     round(m.mb_per_second, 2), "cpu_us_per_event": round(m.cpu_us_per_event, 2)} for m in measurements],
+        "results": [
+            {**asdict(m), "events_per_second": round(m.events_per_second),
+             "mb_per_second": round(m.mb_per_second, 2), "cpu_us_per_event": round(m.cpu_us_per_event, 2)}
+            for m in measurements
+        ],
     }
     out = Path(args.out or run_dir / "throughput.json")
     out.write_text(json.dumps(report, indent=2) + "\n")

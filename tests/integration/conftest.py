@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
+from eventlake.local.broker import LocalBroker, start, stop
+from eventlake.local.daemons import free_port
 from eventlake.runtime.config import Settings, load_settings
 from eventlake.runtime.kafka_admin import create_topic
-from eventlake.local.daemons import free_port
-from eventlake.local.broker import LocalBroker, start, stop
 
 from .helpers import PROJECT_ROOT
 

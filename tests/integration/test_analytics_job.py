@@ -11,10 +11,10 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from eventlake.pipeline.analytics import WINDOW_COLUMNS, WINDOWS_TABLE, analytics_queries
-from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.ops.reconcile import reconcile
+from eventlake.pipeline.analytics import WINDOW_COLUMNS, WINDOWS_TABLE, analytics_queries
+from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, send, venv_environment
@@ -105,7 +105,7 @@ def test_windows_and_dead_letters_across_two_runs_on_one_checkpoint(spark, job_s
     )
     run_analytics(spark, job_settings)
 
-    expected_all = expected_first + [(at(25), at(30), "purchase", 2, 2), (at(30), at(35), "click", 1, 1)]
+    expected_all = [*expected_first, (at(25), at(30), "purchase", 2, 2), (at(30), at(35), "click", 1, 1)]
     assert_df_equality(
         read_table(spark, job_settings, WINDOWS_TABLE).select(*WINDOW_COLUMNS),
         spark.createDataFrame(expected_all, WINDOWS_SCHEMA),
@@ -150,7 +150,9 @@ def test_windows_and_dead_letters_across_two_runs_on_one_checkpoint(spark, job_s
     assert (figures.counted, figures.pending, figures.duplicates, figures.late) == (9, 1, 2, 1)
 
     # A lost dead letter is caught, by the library and by the script's exit code.
-    spark.sql(f"DELETE FROM delta.`{job_settings.storage.table_path(DEAD_LETTERS_TABLE)}` WHERE error_code = 'EMPTY_VALUE'")
+    spark.sql(
+        f"DELETE FROM delta.`{job_settings.storage.table_path(DEAD_LETTERS_TABLE)}` WHERE error_code = 'EMPTY_VALUE'"
+    )
     assert "records read 16 != valid 13 + dead letters 2" in reconcile(spark, job_settings.storage).problems()
     result = subprocess.run(
         [sys.executable, "-m", "eventlake.ops.reconcile",

@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 
-from eventlake.pipeline.analytics import JOB, WINDOWS_TABLE, analytics_queries
-from eventlake.runtime.config import StorageSettings
-from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.runtime.kafka_admin import create_topic
-from eventlake.local.daemons import free_port
 from eventlake.local.broker import LocalBroker, start, stop
+from eventlake.local.daemons import free_port
 from eventlake.local.producer import generate_records, send_records
 from eventlake.ops.reconcile import reconcile
+from eventlake.pipeline.analytics import JOB, WINDOWS_TABLE, analytics_queries
+from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.runtime.config import StorageSettings
+from eventlake.runtime.kafka_admin import create_topic
 from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, venv_environment

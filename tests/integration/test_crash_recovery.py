@@ -39,10 +39,10 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from eventlake.pipeline.analytics import JOB, WINDOWS_TABLE, analytics_queries
-from eventlake.runtime.config import Settings, StorageSettings
-from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.local.producer import ProducedRecord, generate_records, send_records
+from eventlake.pipeline.analytics import JOB, WINDOWS_TABLE, analytics_queries
+from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.runtime.config import Settings, StorageSettings
 from eventlake.runtime.runner import run_plan
 
 from .helpers import PROJECT_ROOT, venv_environment
@@ -376,7 +376,7 @@ def test_killed_and_restarted_job_writes_the_same_tables_as_one_that_never_faile
             seen = set(files.delta_versions())
             run = start()
 
-            def delta_commit_with_rows() -> bool:
+            def delta_commit_with_rows(seen: set[int] = seen) -> bool:
                 new = sorted(files.delta_versions() - seen)
                 seen.update(new)
                 return any(files.files_added(files.delta_actions(version)) for version in new)

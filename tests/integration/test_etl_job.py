@@ -8,20 +8,20 @@ import json
 import re
 import subprocess
 import threading
-from pathlib import Path
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from eventlake.runtime.config import ConfigError, load_settings
+from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.pipeline.contract import CONTENT_TYPE_HEADER
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.etl import BRONZE_TABLE, SILVER_TABLE, etl_queries
 from eventlake.pipeline.intake import INTAKE_TABLE
-from eventlake.ops.metrics import METRICS_TABLE
+from eventlake.runtime.config import ConfigError, load_settings
 from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, send
@@ -93,7 +93,9 @@ SILVER_COLUMNS = "event_id string, schema_version string, source string, event_t
     " session_id string, page string, amount decimal(12,2), category string, enriched boolean, event_date date"
 
 
-def test_bronze_silver_and_dead_letters_from_two_formats_and_two_versions(spark, job_settings, kafka_bootstrap, fresh_topic):
+def test_bronze_silver_and_dead_letters_from_two_formats_and_two_versions(
+    spark, job_settings, kafka_bootstrap, fresh_topic
+):
     first = send(
         kafka_bootstrap,
         fresh_topic,
@@ -143,6 +145,7 @@ def test_bronze_silver_and_dead_letters_from_two_formats_and_two_versions(spark,
             first[5:],
             [("NOT_JSON", "extract"), ("NOT_KEY_VALUE", "extract"), ("FIELD_TYPE", "promote_fields"),
              ("UNKNOWN_SCHEMA_VERSION", "contract"), ("UNKNOWN_FORMAT", "extract")],
+            strict=True,
         )
     )
     intake = read_table(spark, job_settings, INTAKE_TABLE).groupBy().agg(
@@ -162,7 +165,8 @@ def test_bronze_silver_and_dead_letters_from_two_formats_and_two_versions(spark,
     assert read_table(spark, job_settings, BRONZE_TABLE).count() == len(first) + len(second)
     silver = read_table(spark, job_settings, SILVER_TABLE)
     assert sorted(row.event_id for row in silver.collect()) == ["j1", "j2", "j3", "k1", "k2"]
-    assert sorted((row.event_id, row.coupon, row.category) for row in silver.where("coupon IS NOT NULL OR event_id = 'j1'").collect()) == [
+    coupon_rows = silver.where("coupon IS NOT NULL OR event_id = 'j1'").collect()
+    assert sorted((row.event_id, row.coupon, row.category) for row in coupon_rows) == [
         ("j1", None, "bags"), ("j3", "WINTER", "home"),
     ]
     assert read_table(spark, job_settings, DEAD_LETTERS_TABLE).count() == 5

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pyspark.errors import AnalysisException
 
 from eventlake.pipeline.analytics import analytics_queries
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.intake import INTAKE_TABLE
-from eventlake.runtime.runner import run_plan
 from eventlake.pipeline.sinks import BatchWriter, batch_writer_id, pending_batch
+from eventlake.runtime.runner import run_plan
 
 from .helpers import send
 
@@ -34,7 +35,9 @@ def test_a_batch_is_written_again_only_when_it_runs_again(spark, tmp_path):
     BatchWriter("writer-2", pending=0).append(rows, path, 0)  # another query's batch 0
     written = table_rows(spark, path)
     assert len(written) == 8
-    assert sorted({(row[2], row[3]) for row in written}) == [("writer-1", 0), ("writer-1", 1), ("writer-1", 2), ("writer-2", 0)]
+    assert sorted({(row[2], row[3]) for row in written}) == [
+        ("writer-1", 0), ("writer-1", 1), ("writer-1", 2), ("writer-2", 0)
+    ]
 
 
 def test_a_retried_write_looks_for_its_batch_first(spark, tmp_path):
@@ -43,10 +46,10 @@ def test_a_retried_write_looks_for_its_batch_first(spark, tmp_path):
     clashing = spark.createDataFrame([("x", "a")], "n string, s string")  # n cannot merge: the write fails
     writer = BatchWriter("writer-1")
     writer.append(rows, path, 0)
-    with pytest.raises(Exception):
+    with pytest.raises(AnalysisException):
         writer.append(clashing, path, 0)  # as if batch 0 failed after its commit: its retry must look first
     writer.append(rows, path, 0)
-    with pytest.raises(Exception):
+    with pytest.raises(AnalysisException):
         writer.append(clashing, path, 1)  # failed before any commit
     writer.append(rows, path, 1)  # the retry looks, finds nothing, writes
     assert sorted(row[3] for row in table_rows(spark, path)) == [0, 1]

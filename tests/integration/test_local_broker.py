@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from eventlake.local.broker import LocalBroker, start, status, stop
+from eventlake.local.daemons import free_port
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.kafka_admin import create_topic, require_topic
-from eventlake.local.daemons import free_port
-from eventlake.local.broker import LocalBroker, start, status, stop
 
 pytestmark = pytest.mark.integration
 
@@ -32,5 +32,7 @@ def test_topics_are_created_once_and_checked(kafka_bootstrap, fresh_topic):
 
 
 def test_an_unreachable_broker_is_reported_with_the_fix():
-    with pytest.raises(EnvironmentProblem, match="Kafka broker not reachable at 127.0.0.1:1 .*scripts/kafka.sh start"):
+    with pytest.raises(
+        EnvironmentProblem, match=r"Kafka broker not reachable at 127\.0\.0\.1:1 .*scripts/kafka\.sh start"
+    ):
         require_topic("127.0.0.1:1", "events")

@@ -36,7 +36,8 @@ def test_the_streaming_queries_are_scraped_while_the_job_runs(job_settings, kafk
              "--set", f"kafka.bootstrap_servers={kafka_bootstrap}", "--set", f"kafka.topic={fresh_topic}",
              "--set", f"storage.tables_root={storage.tables_root}",
              "--set", f"storage.checkpoint_root={storage.checkpoint_root}",
-             "--set", "analytics.trigger=2 seconds", "--set", "spark.prometheus=true", "--set", f"spark.ui_port={port}"],
+             "--set", "analytics.trigger=2 seconds", "--set", "spark.prometheus=true",
+             "--set", f"spark.ui_port={port}"],
             cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
         )
     try:

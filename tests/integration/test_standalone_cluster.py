@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 
-from eventlake.pipeline.analytics import WINDOWS_TABLE, analytics_queries
-from eventlake.runtime.config import Settings
-from eventlake.local.daemons import free_port
-from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.local.cluster import LocalCluster, master_state, start, status, stop
+from eventlake.local.daemons import free_port
 from eventlake.local.producer import generate_records, send_records
 from eventlake.ops.reconcile import reconcile
+from eventlake.pipeline.analytics import WINDOWS_TABLE, analytics_queries
+from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.runtime.config import Settings
+from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, venv_environment
@@ -30,7 +30,9 @@ pytestmark = pytest.mark.integration
 
 SPARK_SUBMIT = PROJECT_ROOT / ".venv" / "bin" / "spark-submit"
 # Everything a dead letter holds except the time it was written.
-DEAD_LETTER_COLUMNS = ["raw_key", "raw_value", "error_code", "error_message", "stage", "job", "topic", "partition", "offset"]
+DEAD_LETTER_COLUMNS = [
+    "raw_key", "raw_value", "error_code", "error_message", "stage", "job", "topic", "partition", "offset"
+]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,9 @@ def node_python(tmp_path_factory) -> str:
         capture_output=True, text=True, check=True,
     ).stdout.strip()
     Path(node_site, "libraries.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    check = subprocess.run([str(python), "-c", "import pyspark, delta, confluent_kafka, eventlake"], capture_output=True, text=True)
+    check = subprocess.run(
+        [str(python), "-c", "import pyspark, delta, confluent_kafka, eventlake"], capture_output=True, text=True
+    )
     assert "No module named 'eventlake'" in check.stderr, check.stderr
     return str(python)
 
@@ -94,7 +98,9 @@ def test_the_job_on_a_standalone_cluster_writes_what_it_writes_in_local_mode(
 ):
     produce(kafka_bootstrap, fresh_topic)
     package = tmp_path / "eventlake.zip"
-    subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "package.sh"), str(package)], check=True, capture_output=True)
+    subprocess.run(
+        ["bash", str(PROJECT_ROOT / "scripts" / "package.sh"), str(package)], check=True, capture_output=True
+    )
 
     on_cluster = dataclasses.replace(
         job_settings,

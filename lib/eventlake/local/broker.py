@@ -20,7 +20,7 @@ from eventlake.local.daemons import launch, port_in_use, tail, terminate
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.kafka_admin import admin_client, create_topic, delete_topic, topic_partitions
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 _LOG4J2 = """\
 status = warn
@@ -169,7 +169,8 @@ def start(broker: LocalBroker, timeout: float = 90.0) -> str:
         time.sleep(0.5)
     stop(broker)
     raise EnvironmentProblem(
-        f"the Kafka broker did not answer within {timeout:.0f} s; its log is {broker.log_file}:\n{tail(broker.log_file)}"
+        f"the Kafka broker did not answer within {timeout:.0f} s; its log is {broker.log_file}:\n"
+        f"{tail(broker.log_file)}"
     )
 
 
@@ -188,13 +189,17 @@ def status(broker: LocalBroker) -> tuple[bool, str]:
         topics = topic_partitions(admin_client(broker.bootstrap_servers), broker.bootstrap_servers, timeout=5)
     except EnvironmentProblem:
         return False, f"Kafka broker process {pid} is alive but does not answer; see {broker.log_file}"
-    listed = ", ".join(f"{name} ({count} partitions)" for name, count in sorted(topics.items()) if not name.startswith("__"))
+    listed = ", ".join(
+        f"{name} ({count} partitions)" for name, count in sorted(topics.items()) if not name.startswith("__")
+    )
     return True, f"Kafka broker running at {broker.bootstrap_servers} (pid {pid}); topics: {listed or 'none'}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/kafka.sh", description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(PROJECT_ROOT / "data" / "kafka"), help="broker files (default: data/kafka)")
+    parser.add_argument(
+        "--data-dir", default=str(PROJECT_ROOT / "data" / "kafka"), help="broker files (default: data/kafka)"
+    )
     parser.add_argument("--port", type=int, default=9092)
     parser.add_argument("--controller-port", type=int, default=9093)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -219,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if up else 1
         elif args.command == "create-topic":
             created = create_topic(broker.bootstrap_servers, args.topic, args.partitions)
-            print(f"topic '{args.topic}' {'created with ' + str(args.partitions) + ' partitions' if created else 'already exists'}")
+            outcome = f"created with {args.partitions} partitions" if created else "already exists"
+            print(f"topic '{args.topic}' {outcome}")
         elif args.command == "delete-topic":
             delete_topic(broker.bootstrap_servers, args.topic)
             print(f"topic '{args.topic}' deleted")

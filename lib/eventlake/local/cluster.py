@@ -22,7 +22,7 @@ import pyspark
 from eventlake.local.daemons import launch, port_in_use, running_pid, tail, terminate
 from eventlake.runtime.errors import EnvironmentProblem
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 SPARK_CLASS = Path(pyspark.__file__).parent / "bin" / "spark-class"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
@@ -126,7 +126,11 @@ def _wait(cluster: LocalCluster, processes: dict, timeout: float, ready, what: s
         if failed or time.monotonic() > deadline:
             stop(cluster)
             name = failed or list(processes)[-1]
-            problem = f"{name} exited with code {processes[name].returncode}" if failed else f"timed out after {timeout:.0f} s"
+            problem = (
+                f"{name} exited with code {processes[name].returncode}"
+                if failed
+                else f"timed out after {timeout:.0f} s"
+            )
             raise EnvironmentProblem(
                 f"the Spark cluster did not start ({problem} waiting for {what}); "
                 f"its log is {cluster.log_file(name)}:\n{tail(cluster.log_file(name))}"
@@ -148,7 +152,8 @@ def status(cluster: LocalCluster) -> tuple[bool, str]:
     running = ", ".join(app["name"] for app in state.get("activeapps", [])) or "none"
     return True, (
         f"Spark cluster running at {cluster.master_url}: {state.get('aliveworkers', 0)} workers, "
-        f"{state.get('cores', 0)} cores; applications running: {running}; finished: {len(state.get('completedapps', []))}"
+        f"{state.get('cores', 0)} cores; applications running: {running}; "
+        f"finished: {len(state.get('completedapps', []))}"
     )
 
 

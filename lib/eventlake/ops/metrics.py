@@ -18,8 +18,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQueryListener
 
-from eventlake.pipeline.intake import DEAD_LETTER_ROWS
 from eventlake.ops.progress import kafka_lag
+from eventlake.pipeline.intake import DEAD_LETTER_ROWS
 from eventlake.pipeline.sinks import rows_frame
 
 METRICS_TABLE = "pipeline_metrics"
@@ -87,7 +87,8 @@ class MetricsRecorder(StreamingQueryListener):
     def __init__(
         self, spark: SparkSession, table_path: str, job: str, errors: TextIO = sys.stderr, flush_every: float = 10.0
     ):
-        self.spark, self.table_path, self.job, self.errors = spark, table_path, job, errors
+        # Not the listener's own ``spark`` property, which Spark Connect sets and may leave empty.
+        self.session, self.table_path, self.job, self.errors = spark, table_path, job, errors
         # Each write is a Delta commit, which costs Spark jobs on the cores the queries use: rows are gathered
         # and written every ``flush_every`` seconds, and when the recorder closes.
         self.flush_every = flush_every
@@ -134,9 +135,11 @@ class MetricsRecorder(StreamingQueryListener):
         for row in rows:
             by_query.setdefault(row["query_id"], []).append(row)
         try:
-            new_rows = [row for query_id, query_rows in by_query.items() for row in self._not_recorded(query_id, query_rows)]
+            new_rows = [
+                row for query_id, query_rows in by_query.items() for row in self._not_recorded(query_id, query_rows)
+            ]
             if new_rows:
-                frame = rows_frame(self.spark, new_rows, METRICS_SCHEMA)
+                frame = rows_frame(self.session, new_rows, METRICS_SCHEMA)
                 # A table written by an older version gains the new columns.
                 frame.write.format("delta").mode("append").option("mergeSchema", "true").save(self.table_path)
                 for row in new_rows:
@@ -153,10 +156,10 @@ class MetricsRecorder(StreamingQueryListener):
         return [row for row in rows if row["batch_id"] > self._recorded[query_id]]
 
     def _highest_recorded_batch(self, query_id: str) -> int:
-        if not DeltaTable.isDeltaTable(self.spark, self.table_path):
+        if not DeltaTable.isDeltaTable(self.session, self.table_path):
             return -1
-        table = self.spark.read.format("delta").load(self.table_path)
-        highest = table.where(F.col("query_id") == query_id).agg(F.max("batch_id")).first()[0]
+        table = self.session.read.format("delta").load(self.table_path)
+        [[highest]] = table.where(F.col("query_id") == query_id).agg(F.max("batch_id")).collect()
         return -1 if highest is None else highest
 
     def _warn(self, message: str) -> None:

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from eventlake.pipeline.analytics import EVENTS_TABLE, JOB, WINDOWS_QUERY, WINDOWS_TABLE
-from eventlake.runtime.config import ConfigError, StorageSettings, load_settings
-from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.runtime.errors import EnvironmentProblem
-from eventlake.pipeline.intake import INTAKE_TABLE
 from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.ops.query import delta_tables
+from eventlake.pipeline.analytics import EVENTS_TABLE, JOB, WINDOWS_QUERY, WINDOWS_TABLE
+from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.pipeline.intake import INTAKE_TABLE
+from eventlake.runtime.config import ConfigError, StorageSettings, load_settings
+from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.session import build_spark_session
 
 
@@ -97,21 +97,21 @@ def reconcile(spark: SparkSession, storage: StorageSettings, sliding: bool = Fal
             f"tables {', '.join(missing)} are missing under {storage.tables_root}: run the {JOB} job first"
         )
     read = lambda name: spark.read.format("delta").load(tables[name])  # noqa: E731
-    intake = read(INTAKE_TABLE).where(F.col("job") == JOB).agg(
+    [intake] = read(INTAKE_TABLE).where(F.col("job") == JOB).agg(
         *(F.coalesce(F.sum(column), F.lit(0)).alias(column) for column in ("records", "valid", "invalid"))
-    ).first()
+    ).collect()
     dead_letters = read(DEAD_LETTERS_TABLE).where(F.col("job") == JOB).count()
     metrics = read(METRICS_TABLE).where(F.col("query_name") == WINDOWS_QUERY)
     # One row per batch, whatever the number of restarts that reported it.
     per_batch = metrics.dropDuplicates(["query_id", "batch_id"])
-    totals = per_batch.agg(
+    [totals] = per_batch.agg(
         *(F.coalesce(F.sum(column), F.lit(0)).alias(column)
           for column in ("input_rows", "windowed_rows", "dropped_duplicates", "dropped_late")),
         F.max("batch_id").alias("last_batch"),
-    ).first()
+    ).collect()
     seen = {row.batch_id for row in per_batch.select("batch_id").collect()}
     last = totals.last_batch if totals.last_batch is not None else -1
-    counted = read(WINDOWS_TABLE).agg(F.coalesce(F.sum("event_count"), F.lit(0))).first()[0]
+    [[counted]] = read(WINDOWS_TABLE).agg(F.coalesce(F.sum("event_count"), F.lit(0))).collect()
     return Reconciliation(
         read=intake.records, valid=intake.valid, invalid=intake.invalid, dead_letters=dead_letters,
         windows_read=totals.input_rows, windowed=totals.windowed_rows, duplicates=totals.dropped_duplicates,
@@ -134,8 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(result.table())
     problems = result.problems()
-    for problem in problems:
-        print(f"DOES NOT ADD UP: {problem}")
+    for mismatch in problems:
+        print(f"DOES NOT ADD UP: {mismatch}")
     if not problems:
         print("reconciled: every record read is accounted for")
     return 1 if problems else 0

@@ -21,14 +21,27 @@ from functools import partial
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from eventlake.runtime.config import AnalyticsSettings, Settings, StorageSettings
 from eventlake.pipeline.contract import parse_events, valid_events
 from eventlake.pipeline.intake import BatchCounts, observe_dead_letters, write_intake_batch
-from eventlake.runtime.runner import QueryPlan
-from eventlake.pipeline.sinks import BATCH_COLUMNS_SCHEMA, BatchWriter, append_new_rows, fits_one_file, batch_writer_id, ensure_table, pending_batch, start_batch_stream
+from eventlake.pipeline.sinks import (
+    BATCH_COLUMNS_SCHEMA,
+    BatchWriter,
+    append_new_rows,
+    batch_writer_id,
+    ensure_table,
+    fits_one_file,
+    pending_batch,
+    start_batch_stream,
+)
 from eventlake.pipeline.sources import read_delta_stream, read_kafka_stream
+from eventlake.pipeline.transforms import (
+    count_events_per_type_and_window,
+    drop_duplicate_events,
+    with_event_time_watermark,
+)
+from eventlake.runtime.config import AnalyticsSettings, Settings, StorageSettings
+from eventlake.runtime.runner import QueryPlan
 from eventlake.runtime.storage_checks import claim_checkpoint, require_folder
-from eventlake.pipeline.transforms import count_events_per_type_and_window, drop_duplicate_events, with_event_time_watermark
 
 JOB = "analytics"
 WINDOWS_TABLE = "analytics_windows"
@@ -68,10 +81,17 @@ def to_analytics_events(parsed: DataFrame) -> DataFrame:
     return valid_events(parsed).select(*EVENT_COLUMNS)
 
 
-def write_events(parsed: DataFrame, batch_id: int, counts: BatchCounts, *, storage: StorageSettings, writer: BatchWriter) -> None:
+def write_events(
+    parsed: DataFrame, batch_id: int, counts: BatchCounts, *, storage: StorageSettings, writer: BatchWriter
+) -> None:
     """Append one micro-batch's valid events to ``analytics_events``, once."""
     if counts.valid:
-        writer.append(to_analytics_events(parsed), storage.table_path(EVENTS_TABLE), batch_id, one_file=fits_one_file(counts.valid))
+        writer.append(
+            to_analytics_events(parsed),
+            storage.table_path(EVENTS_TABLE),
+            batch_id,
+            one_file=fits_one_file(counts.valid),
+        )
 
 
 def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
@@ -84,7 +104,9 @@ def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     # The windows query streams this table from its first version, so it must exist before either starts.
     ensure_table(spark, events_path, EVENTS_SCHEMA)
     intake_checkpoint = storage.checkpoint_path(JOB, "intake")
-    intake_writer = BatchWriter(batch_writer_id(INTAKE_QUERY, intake_checkpoint), pending_batch(spark, intake_checkpoint))
+    intake_writer = BatchWriter(
+        batch_writer_id(INTAKE_QUERY, intake_checkpoint), pending_batch(spark, intake_checkpoint)
+    )
     write_intake = partial(
         write_intake_batch,
         job=JOB,
@@ -95,13 +117,17 @@ def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
 
     def start_intake():
         parsed = read_kafka_stream(spark, settings.kafka).transform(parse_events, settings.contract)
-        return start_batch_stream(parsed.transform(observe_dead_letters), write_intake, INTAKE_QUERY, intake_checkpoint, trigger)
+        return start_batch_stream(
+            parsed.transform(observe_dead_letters), write_intake, INTAKE_QUERY, intake_checkpoint, trigger
+        )
 
     windows_checkpoint = storage.checkpoint_path(JOB, "windows")
     write_windows = partial(
         append_new_rows,
         table_path=storage.table_path(WINDOWS_TABLE),
-        writer=BatchWriter(batch_writer_id(WINDOWS_QUERY, windows_checkpoint), pending_batch(spark, windows_checkpoint)),
+        writer=BatchWriter(
+            batch_writer_id(WINDOWS_QUERY, windows_checkpoint), pending_batch(spark, windows_checkpoint)
+        ),
     )
 
     def start_windows():

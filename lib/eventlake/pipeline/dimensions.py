@@ -22,10 +22,10 @@ def dimension_from_csv(spark: SparkSession, csv_path: str, key: str) -> DataFram
         raise EnvironmentProblem(
             f"dimension file {csv_path} has no column '{key}' (etl.enrich.key); its columns: {', '.join(rows.columns)}"
         )
-    problems = rows.agg(
+    [problems] = rows.agg(
         F.count(F.when(F.col(key).isNull(), 1)).alias("missing"),
         (F.count(F.lit(1)) - F.count_distinct(key)).alias("repeated"),
-    ).first()
+    ).collect()
     if problems.missing or problems.repeated:
         raise EnvironmentProblem(
             f"dimension file {csv_path}: column '{key}' must be present and unique in every row "
@@ -41,7 +41,9 @@ def ensure_dimension_table(spark: SparkSession, enrich: EnrichSettings, storage:
     if not DeltaTable.isDeltaTable(spark, path):
         rows = dimension_from_csv(spark, enrich.dimension_csv, enrich.key)
         rows.write.format("delta").mode("errorifexists").save(path)
-        print(f"etl: created dimension table {enrich.table} from {enrich.dimension_csv} ({rows.count()} rows)", flush=True)
+        print(
+            f"etl: created dimension table {enrich.table} from {enrich.dimension_csv} ({rows.count()} rows)", flush=True
+        )
     dimension = spark.read.format("delta").load(path)
     if enrich.key not in dimension.columns:
         raise EnvironmentProblem(f"dimension table {path} has no column '{enrich.key}' (etl.enrich.key)")

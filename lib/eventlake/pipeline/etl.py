@@ -21,15 +21,23 @@ from functools import partial
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
-from eventlake.runtime.config import ConfigError, RetrySettings, Settings, StorageSettings, resolve_secret
 from eventlake.pipeline.contract import parse_events
 from eventlake.pipeline.dimensions import ensure_dimension_table
 from eventlake.pipeline.etl_stages import StageContext, run_stages, to_bronze, to_silver
 from eventlake.pipeline.intake import BatchCounts, observe_dead_letters, write_intake_batch
+from eventlake.pipeline.sinks import (
+    BatchWriter,
+    batch_writer_id,
+    fits_one_file,
+    insert_new_rows,
+    pending_batch,
+    run_together,
+    start_batch_stream,
+)
+from eventlake.pipeline.sources import read_kafka_stream
+from eventlake.runtime.config import ConfigError, RetrySettings, Settings, StorageSettings, resolve_secret
 from eventlake.runtime.retry import with_retries
 from eventlake.runtime.runner import QueryPlan
-from eventlake.pipeline.sinks import BatchWriter, batch_writer_id, fits_one_file, insert_new_rows, pending_batch, run_together, start_batch_stream
-from eventlake.pipeline.sources import read_kafka_stream
 from eventlake.runtime.storage_checks import claim_checkpoint, refuse_replaced_checkpoints, require_folder
 
 JOB = "etl"
@@ -44,7 +52,9 @@ def write_bronze(
     """Append one micro-batch's ``records`` records, as received, to bronze, once, retried on transient failures."""
     bronze = rows.transform(to_bronze)
     with_retries(
-        lambda: writer.append(bronze, storage.table_path(BRONZE_TABLE), batch_id, ["ingest_date"], one_file=fits_one_file(records)),
+        lambda: writer.append(
+            bronze, storage.table_path(BRONZE_TABLE), batch_id, ["ingest_date"], one_file=fits_one_file(records)
+        ),
         retry,
         f"{JOB}: writing batch {batch_id} to {BRONZE_TABLE}",
     )
@@ -61,7 +71,13 @@ def write_silver_rows(rows: DataFrame, batch_id: int, *, storage: StorageSetting
 
 
 def write_lake_rows(
-    rows: DataFrame, batch_id: int, counts: BatchCounts, *, storage: StorageSettings, writer: BatchWriter, retry: RetrySettings
+    rows: DataFrame,
+    batch_id: int,
+    counts: BatchCounts,
+    *,
+    storage: StorageSettings,
+    writer: BatchWriter,
+    retry: RetrySettings,
 ) -> None:
     """The ETL's own writes of one micro-batch, between the dead letters and the intake counts and at the
     same time: every record to bronze, the valid events to silver."""
@@ -104,6 +120,8 @@ def etl_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     )
 
     def start_ingest():
-        return start_batch_stream(rows.transform(observe_dead_letters), write_batch, INGEST_QUERY, checkpoint, etl.trigger)
+        return start_batch_stream(
+            rows.transform(observe_dead_letters), write_batch, INGEST_QUERY, checkpoint, etl.trigger
+        )
 
     return QueryPlan(starts=(start_ingest,), in_turn=etl.trigger == "availableNow")

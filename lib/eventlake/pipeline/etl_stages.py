@@ -2,8 +2,9 @@
 
 ``etl.transforms`` in the config chooses and orders them. Each stage works on the rows of
 :func:`eventlake.pipeline.contract.parse_events` (valid and invalid together): it adds or rewrites columns, and a
-row it cannot handle gets an error code, a message and the stage's name (:func:`~eventlake.pipeline.contract.mark_invalid`),
-so it goes to ``dead_letters`` while the others go on. Rows already invalid pass through untouched.
+row it cannot handle gets an error code, a message and the stage's name
+(:func:`~eventlake.pipeline.contract.mark_invalid`), so it goes to ``dead_letters`` while the others go on.
+Rows already invalid pass through untouched.
 Stages use Spark expressions only (``try_*`` functions), so no record can make one raise.
 """
 
@@ -16,8 +17,8 @@ from enum import StrEnum
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from eventlake.runtime.config import EtlSettings
 from eventlake.pipeline.contract import mark_invalid
+from eventlake.runtime.config import EtlSettings
 
 
 class StageErrorCode(StrEnum):
@@ -135,9 +136,13 @@ def mask_pii(rows: DataFrame, context: StageContext) -> DataFrame:
     pii = context.etl.pii
     missing = [name for name in (*pii.hash, *pii.drop) if name not in rows.columns]
     if missing:
-        raise ValueError(f"etl.pii names '{missing[0]}', which is not a column here (columns: {', '.join(rows.columns)})")
+        raise ValueError(
+            f"etl.pii names '{missing[0]}', which is not a column here (columns: {', '.join(rows.columns)})"
+        )
     hashed = {
-        name: F.when(F.col(name).isNotNull(), F.sha2(F.concat(F.lit(context.pii_salt), F.col(name).cast("string")), 256))
+        name: F.when(
+            F.col(name).isNotNull(), F.sha2(F.concat(F.lit(context.pii_salt), F.col(name).cast("string")), 256)
+        )
         for name in pii.hash
     }
     return rows.withColumns(hashed).drop(*pii.drop)

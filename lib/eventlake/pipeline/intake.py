@@ -13,15 +13,17 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
-from eventlake.runtime.config import RetrySettings, StorageSettings
 from eventlake.pipeline.contract import invalid_records
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE, to_dead_letters
-from eventlake.runtime.retry import with_retries
 from eventlake.pipeline.sinks import BatchWriter, fits_one_file, run_together
+from eventlake.runtime.config import RetrySettings, StorageSettings
+from eventlake.runtime.retry import with_retries
 
 INTAKE_TABLE = "intake_batches"
 # Observed per batch (progress.observedMetrics) and recorded in pipeline_metrics.dead_letters.
 DEAD_LETTER_ROWS = "dead_letter_rows"
+# The retries of a batch's writes when none are given: a single attempt.
+SINGLE_ATTEMPT = RetrySettings(max_attempts=1)
 
 
 def observe_dead_letters(parsed: DataFrame) -> DataFrame:
@@ -66,7 +68,7 @@ def write_intake_batch(
     job: str,
     storage: StorageSettings,
     writer: BatchWriter,
-    retry: RetrySettings = RetrySettings(max_attempts=1),
+    retry: RetrySettings = SINGLE_ATTEMPT,
     write_records: BatchWrites | None = None,
 ) -> None:
     """Write one micro-batch: its dead letters and, at the same time, the job's own ``write_records``,

@@ -14,6 +14,7 @@ from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 from pyspark.sql.types import StructType
 
 from eventlake.runtime.config import parse_duration, spark_interval
+from eventlake.runtime.session import jvm_view
 
 
 def with_trigger(writer: DataStreamWriter, trigger: str) -> DataStreamWriter:
@@ -46,7 +47,7 @@ def pending_batch(spark: SparkSession, checkpoint: str) -> int | None:
     """The batch a query will run again when it starts from ``checkpoint``: one it began (``offsets/N``)
     but did not finish (no ``commits/N``) before it stopped, or None. Read through Hadoop's file system,
     so any checkpoint location works."""
-    jvm = spark._jvm
+    jvm = jvm_view(spark)
     hadoop_conf = spark._jsc.hadoopConfiguration()
 
     def batch_numbers(folder: str) -> set[int]:
@@ -150,10 +151,18 @@ def run_together(writes: Sequence[Callable[[], None]]) -> None:
         future.result()
 
 
+def struct_schema(ddl: str) -> StructType:
+    """The StructType of a DDL column list such as ``"id long, name string"``."""
+    schema = StructType.fromDDL(ddl)
+    if not isinstance(schema, StructType):
+        raise ValueError(f"not a list of columns: {ddl!r}")
+    return schema
+
+
 def rows_frame(spark: SparkSession, rows: list[dict[str, Any]], schema: str) -> DataFrame:
     """A small DataFrame of ``rows`` (dicts with every column of ``schema``), built from literals in the
     JVM: ``createDataFrame`` of Python objects would start Python worker processes to unpickle them."""
-    fields = StructType.fromDDL(schema).fields
+    fields = struct_schema(schema).fields
     structs = [
         F.struct(*(F.lit(row[field.name]).cast(field.dataType).alias(field.name) for field in fields)) for row in rows
     ]
@@ -162,7 +171,7 @@ def rows_frame(spark: SparkSession, rows: list[dict[str, Any]], schema: str) -> 
 
 def ensure_table(spark: SparkSession, table_path: str, schema: str) -> None:
     """Create an empty Delta table with ``schema`` (a DDL string) at ``table_path`` unless one is there."""
-    DeltaTable.createIfNotExists(spark).location(table_path).addColumns(StructType.fromDDL(schema)).execute()
+    DeltaTable.createIfNotExists(spark).location(table_path).addColumns(struct_schema(schema)).execute()
 
 
 def insert_new_rows(rows: DataFrame, table_path: str, key: str, partition_column: str) -> None:

@@ -56,14 +56,17 @@ def with_retries(
     for attempt in range(1, retry.max_attempts + 1):
         try:
             return action()
-        except Exception as error:  # noqa: BLE001 - classified just below
+        except Exception as error:
             if not is_transient(error):
                 raise
             summary = _first_line(error)
             if attempt == retry.max_attempts:
                 raise RetriesExhausted(f"{what}: gave up after {attempt} attempts; last error: {summary}") from error
             wait = backoff_seconds(retry, attempt)
-            log(f"retry: {what} failed (attempt {attempt} of {retry.max_attempts}), trying again in {wait:g} s: {summary}")
+            log(
+                f"retry: {what} failed (attempt {attempt} of {retry.max_attempts}), "
+                f"trying again in {wait:g} s: {summary}"
+            )
             sleep(wait)
     raise AssertionError("unreachable: the loop returns or raises")
 

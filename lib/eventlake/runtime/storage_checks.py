@@ -43,7 +43,9 @@ def claim_checkpoint(path: str, job: str, query: str, topic: str, source: str = 
         try:
             found = json.loads(marker.read_text())
         except (OSError, ValueError):
-            raise EnvironmentProblem(f"the checkpoint marker {marker} is unreadable: is this the right checkpoint?") from None
+            raise EnvironmentProblem(
+                f"the checkpoint marker {marker} is unreadable: is this the right checkpoint?"
+            ) from None
         # Markers written before queries named their source all read Kafka.
         found = {"source": "kafka", **found}
         if found["source"] != source and {**found, "source": source} == owner:

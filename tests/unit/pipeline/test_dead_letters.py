@@ -5,9 +5,9 @@ from datetime import datetime
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from eventlake.runtime.config import ContractSettings
 from eventlake.pipeline.contract import invalid_records, parse_events
 from eventlake.pipeline.dead_letters import to_dead_letters
+from eventlake.runtime.config import ContractSettings
 
 
 def test_dead_letters_keep_raw_bytes_reason_and_kafka_coordinates(spark, kafka_rows):
@@ -17,8 +17,10 @@ def test_dead_letters_keep_raw_bytes_reason_and_kafka_coordinates(spark, kafka_r
     )
     expected = spark.createDataFrame(
         [
-            (bytearray(b"\xff not json"), "INVALID_UTF8", "extract", "analytics", "events", 0, 0, datetime(2026, 1, 1, 12)),
-            (bytearray(b'{"event_id": "x"}'), "MISSING_FIELD", "contract", "analytics", "events", 0, 1, datetime(2026, 1, 1, 12)),
+            (bytearray(b"\xff not json"), "INVALID_UTF8", "extract", "analytics", "events", 0, 0,
+             datetime(2026, 1, 1, 12)),
+            (bytearray(b'{"event_id": "x"}'), "MISSING_FIELD", "contract", "analytics", "events", 0, 1,
+             datetime(2026, 1, 1, 12)),
         ],
         "raw_value binary, error_code string, stage string, job string, topic string, partition int, offset long,"
         " kafka_timestamp timestamp",

@@ -4,9 +4,9 @@ import json
 
 from chispa import assert_df_equality
 
-from eventlake.runtime.config import ContractSettings
 from eventlake.pipeline.contract import parse_events
 from eventlake.pipeline.intake import count_intake_per_partition
+from eventlake.runtime.config import ContractSettings
 
 
 def test_intake_counts_records_and_offsets_per_partition(spark):

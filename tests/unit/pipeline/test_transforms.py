@@ -5,8 +5,12 @@ from datetime import datetime, timedelta
 from chispa import assert_df_equality
 
 from eventlake.pipeline.analytics import analytics_windows
+from eventlake.pipeline.transforms import (
+    count_events_per_type_and_window,
+    drop_duplicate_events,
+    with_event_time_watermark,
+)
 from eventlake.runtime.config import AnalyticsSettings
-from eventlake.pipeline.transforms import count_events_per_type_and_window, drop_duplicate_events, with_event_time_watermark
 
 EVENTS_SCHEMA = "event_id string, event_time timestamp, event_type string, user_id string"
 WINDOWS_SCHEMA = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from eventlake.runtime.config import ConfigError
@@ -47,7 +49,7 @@ def test_explicit_user_and_password_win_over_the_jaas_ones():
 
 
 def test_a_jks_truststore_is_refused_with_the_fix():
-    with pytest.raises(EnvironmentProblem, match='ssl.truststore.type = "PEM"'):
+    with pytest.raises(EnvironmentProblem, match=re.escape('ssl.truststore.type = "PEM"')):
         librdkafka_options("b:9093", {"kafka.ssl.truststore.location": "/etc/kafka/trust.jks"})
 
 

@@ -46,8 +46,10 @@ def test_retries_end_loudly_at_the_limit():
 
 def test_the_log_names_the_root_cause_of_a_java_error():
     error = RuntimeError(
-        "An error occurred while calling o1886.execute.\n: org.apache.spark.SparkException: [TASK_WRITE_FAILED] Task failed\n"
-        "\tat org.apache.spark.Foo(Foo.scala:1)\nCaused by: org.apache.spark.SparkException: [TASK_WRITE_FAILED] again\n"
+        "An error occurred while calling o1886.execute.\n"
+        ": org.apache.spark.SparkException: [TASK_WRITE_FAILED] Task failed\n"
+        "\tat org.apache.spark.Foo(Foo.scala:1)\n"
+        "Caused by: org.apache.spark.SparkException: [TASK_WRITE_FAILED] again\n"
         "Caused by: org.apache.hadoop.fs.FileAlreadyExistsException: Destination exists and is not a directory: /t/d\n"
     )
     logged = []

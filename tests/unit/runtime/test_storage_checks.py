@@ -29,14 +29,18 @@ def test_a_checkpoint_of_an_earlier_layout_is_refused_with_the_way_out(tmp_path)
     # An earlier eventlake's marker: its windows query read the topic itself.
     (checkpoint / "eventlake.json").write_text('{"job": "analytics", "query": "windows", "topic": "events"}')
     claim_checkpoint(str(checkpoint), "analytics", "windows", "events")  # same source (kafka): accepted
-    with pytest.raises(EnvironmentProblem, match="streaming from kafka, as an earlier eventlake ran it; .* new tables"):
+    with pytest.raises(
+        EnvironmentProblem, match=r"streaming from kafka, as an earlier eventlake ran it; .* new tables"
+    ):
         claim_checkpoint(str(checkpoint), "analytics", "windows", "events", source="analytics_events")
 
 
 def test_checkpoints_of_replaced_queries_are_refused(tmp_path):
     refuse_replaced_checkpoints([str(tmp_path / "etl" / "bronze")], "etl", "etl_ingest")  # none there
     claim_checkpoint(str(tmp_path / "etl" / "bronze"), "etl", "bronze", "events")
-    with pytest.raises(EnvironmentProblem, match="hold checkpoints of etl queries an earlier eventlake ran, which etl_ingest"):
+    with pytest.raises(
+        EnvironmentProblem, match="hold checkpoints of etl queries an earlier eventlake ran, which etl_ingest"
+    ):
         refuse_replaced_checkpoints([str(tmp_path / "etl" / "bronze")], "etl", "etl_ingest")
 
 
@@ -48,7 +52,7 @@ def test_a_foreign_checkpoint_is_refused(tmp_path):
 
 def test_a_file_where_a_folder_belongs_is_reported(tmp_path):
     (tmp_path / "tables").write_text("oops")
-    with pytest.raises(EnvironmentProblem, match="tables root .* is a file, not a folder"):
+    with pytest.raises(EnvironmentProblem, match=r"tables root .* is a file, not a folder"):
         require_folder(str(tmp_path / "tables"), "tables root")
     require_folder(str(tmp_path / "missing"), "tables root")
     require_folder("s3a://bucket/tables", "tables root")
