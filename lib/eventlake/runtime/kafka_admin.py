@@ -10,6 +10,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from eventlake.runtime.config import resolve_secret
 from eventlake.runtime.errors import EnvironmentProblem
 
+# What confluent-kafka's clients take as settings.
+LibrdkafkaConfig = dict[str, str | int | float | bool]
+
 # The Kafka options that mean the same to librdkafka as to the Java client Spark uses.
 _SHARED_CLIENT_OPTIONS = (
     "security.protocol", "sasl.mechanism", "sasl.username", "sasl.password",
@@ -18,12 +21,14 @@ _SHARED_CLIENT_OPTIONS = (
 _JAAS_FIELD = re.compile(r'\b(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"')
 
 
-def librdkafka_options(bootstrap_servers: str, client_options: dict[str, str] | None = None) -> dict[str, object]:
+def librdkafka_options(
+    bootstrap_servers: str, client_options: dict[str, str] | None = None
+) -> LibrdkafkaConfig:
     """confluent-kafka settings from Spark-style ``kafka.*`` options (``env:NAME`` values read from the
     environment): the ones both clients understand, the user and password of a PLAIN or SCRAM
     ``sasl.jaas.config``, and a PEM truststore as librdkafka's CA file."""
     # librdkafka logs every refused connection to stderr; our callers turn failures into one message.
-    config: dict[str, object] = {"bootstrap.servers": bootstrap_servers, "log_level": 0}
+    config: LibrdkafkaConfig = {"bootstrap.servers": bootstrap_servers, "log_level": 0}
     options = {key.removeprefix("kafka."): resolve_secret(value) for key, value in (client_options or {}).items()}
     for name, value in options.items():
         if name in _SHARED_CLIENT_OPTIONS:
