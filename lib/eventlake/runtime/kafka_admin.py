@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterator
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from eventlake.runtime.config import resolve_secret
+from eventlake.runtime.config import ConfigError, resolve_secret
 from eventlake.runtime.errors import EnvironmentProblem
 
 # What confluent-kafka's clients take as settings.
@@ -18,7 +18,149 @@ _SHARED_CLIENT_OPTIONS = (
     "security.protocol", "sasl.mechanism", "sasl.username", "sasl.password",
     "ssl.endpoint.identification.algorithm",
 )
-_JAAS_FIELD = re.compile(r'\b(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+# A sasl.jaas.config value ("<login module> <flag> name=value ...;") is read by Kafka's Java client with
+# java.io.StreamTokenizer (org.apache.kafka.common.security.JaasConfig in kafka-clients 3.9, the client Spark
+# uses): its default syntax plus '-', '_' and '$' in words, and // and /* */ comments. The tokens below are
+# that tokenizer's, so librdkafka gets the values Spark's client gets.
+Token = tuple[str, str | None]  # (kind, text): kind is WORD, NUMBER, QUOTED, or the character itself
+WORD, NUMBER, QUOTED = "word", "number", "quoted"
+_QUOTES = "\"'"
+_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+_CONTROL_FLAGS = ("REQUIRED", "REQUISITE", "SUFFICIENT", "OPTIONAL")
+
+
+def _is_digit(char: str) -> bool:
+    return "0" <= char <= "9"
+
+
+def _is_numeric(char: str) -> bool:
+    return _is_digit(char) or char in ".-"
+
+
+def _is_letter(char: str) -> bool:
+    # 128 to 159 are not letters for StreamTokenizer; everything from 160 up is.
+    return "a" <= char <= "z" or "A" <= char <= "Z" or ord(char) >= 160 or char in "-_$"
+
+
+def _line_end(text: str, start: int) -> int:
+    """The index of the first line break at or after ``start``, or the end of ``text``."""
+    breaks = [index for index in (text.find("\n", start), text.find("\r", start)) if index >= 0]
+    return min(breaks, default=len(text))
+
+
+def _quoted(text: str, start: int) -> tuple[str, int]:
+    """The quoted string opening at ``start`` with its escapes decoded (\\n, \\t, ... octal \\0 to \\377; a
+    backslash before any other character is dropped), and the index after it. A line break or the end of
+    the text closes it too."""
+    quote, chars, index, end = text[start], [], start + 1, len(text)
+    while index < end and text[index] != quote and text[index] not in "\n\r":
+        char = text[index]
+        index += 1
+        if char != "\\":
+            chars.append(char)
+        elif index == end:
+            chars.append("\uffff")  # Java appends (char) -1, the end of input, after a last backslash
+        elif "0" <= text[index] <= "7":
+            first, value = text[index], int(text[index])
+            index += 1
+            # Up to three octal digits, the third only after a first of 0 to 3 (at most \\377).
+            for digits in (2, 3):
+                if index < end and "0" <= text[index] <= "7" and (digits == 2 or first <= "3"):
+                    value, index = value * 8 + int(text[index]), index + 1
+                else:
+                    break
+            chars.append(chr(value))
+        else:
+            chars.append(_ESCAPES.get(text[index], text[index]))
+            index += 1
+    if index < end and text[index] == quote:
+        index += 1
+    return "".join(chars), index
+
+
+def _jaas_tokens(text: str) -> Iterator[Token]:
+    """The tokens java.io.StreamTokenizer reads from ``text`` with the syntax Kafka's JaasConfig sets."""
+    index, end = 0, len(text)
+    while True:
+        while index < end and ord(text[index]) <= ord(" "):
+            index += 1
+        if index == end:
+            return
+        char = text[index]
+        if _is_numeric(char):  # before words: '-' is both, and numeric wins
+            index += 1
+            if char == "-" and not (index < end and (text[index] == "." or _is_digit(text[index]))):
+                yield "-", None
+                continue
+            seen_dot = char == "."
+            while index < end and (_is_digit(text[index]) or (text[index] == "." and not seen_dot)):
+                seen_dot = seen_dot or text[index] == "."
+                index += 1
+            yield NUMBER, None
+        elif _is_letter(char):
+            word_end = index + 1
+            while word_end < end and (_is_letter(text[word_end]) or _is_numeric(text[word_end])):
+                word_end += 1
+            yield WORD, text[index:word_end]
+            index = word_end
+        elif char in _QUOTES:
+            value, index = _quoted(text, index)
+            yield QUOTED, value
+        elif char == "/":
+            if text.startswith("/*", index):
+                close = text.find("*/", index + 2)
+                if close < 0:
+                    return  # an unclosed comment runs to the end
+                index = close + 2
+            elif text.startswith("//", index):
+                index = _line_end(text, index)
+            else:  # '/' alone also starts a comment; Java skips the character after it before looking for the line end
+                index = _line_end(text, index + 2)
+        else:
+            yield char, None
+            index += 1
+
+
+def _login_module_options(tokens: Iterator[Token]) -> dict[str, str]:
+    """The options of one login module, its name already read: ``<flag> (name=value)* ;``."""
+    flag = next(tokens, None)
+    if flag is None:
+        raise ValueError("Login module control flag not specified in JAAS config")
+    if flag[1] is None:
+        raise ValueError("Login module control flag is not available in the JAAS config")
+    if flag[1].upper() not in _CONTROL_FLAGS:
+        raise ValueError(f"Invalid login module control flag '{flag[1]}' in JAAS config")
+    options: dict[str, str] = {}
+    token = next(tokens, None)
+    while token is not None and token[0] != ";":
+        name = token[1]
+        value = next(tokens, None) if next(tokens, None) == ("=", None) else None
+        if value is None or value[1] is None:
+            raise ValueError(f"Value not specified for key '{'null' if name is None else name}' in JAAS config")
+        if name is not None:  # a number or a sign as a name: Java keeps it under null, no client reads it
+            options[name] = value[1]
+        token = next(tokens, None)
+    if token is None:
+        raise ValueError("JAAS config entry not terminated by semi-colon")
+    return options
+
+
+def jaas_login_options(jaas_config: str) -> dict[str, str]:
+    """The options (``username``, ``password``, ...) of the one login module of a ``sasl.jaas.config`` value,
+    read as Kafka's Java client reads them: values unquoted words or quoted in ``"`` or ``'`` with Java's
+    escapes (``\\"``, ``\\\\``, ``\\n``, octal). Raises ValueError with the Java client's message when it
+    would refuse the value."""
+    tokens = _jaas_tokens(jaas_config)
+    modules = []
+    while next(tokens, None) is not None:  # the login module's class name
+        modules.append(_login_module_options(tokens))
+    if not modules:
+        raise ValueError("Login module not specified in JAAS config")
+    if len(modules) != 1:
+        raise ValueError(f"JAAS config property contains {len(modules)} login modules, should be 1 module")
+    return modules[0]
 
 
 def librdkafka_options(
@@ -35,8 +177,14 @@ def librdkafka_options(
             config[name] = value
     if config.get("ssl.endpoint.identification.algorithm") == "":
         config["ssl.endpoint.identification.algorithm"] = "none"  # the Java client's "no host check"
-    for field, value in _JAAS_FIELD.findall(options.get("sasl.jaas.config", "")):
-        config.setdefault(f"sasl.{field}", value)
+    if options.get("sasl.jaas.config"):
+        try:
+            login = jaas_login_options(options["sasl.jaas.config"])
+        except ValueError as error:  # the message names keys, never values
+            raise ConfigError(f"kafka.sasl.jaas.config is not what Kafka's Java client can read: {error}") from None
+        for field in ("username", "password"):
+            if field in login:
+                config.setdefault(f"sasl.{field}", login[field])
     if "ssl.truststore.location" in options:
         if options.get("ssl.truststore.type", "JKS").upper() != "PEM":
             raise EnvironmentProblem(
