@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from datetime import datetime
 
 import pytest
 from chispa import assert_df_equality
+from pyspark.errors import StreamingQueryException
 from pyspark.sql import functions as F
 
 from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.ops.reconcile import reconcile
-from eventlake.pipeline.analytics import WINDOW_COLUMNS, WINDOWS_TABLE, analytics_queries
+from eventlake.pipeline import analytics
+from eventlake.pipeline.analytics import EVENTS_TABLE, WINDOW_COLUMNS, WINDOWS_TABLE, analytics_queries
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.pipeline.intake import INTAKE_TABLE
 from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, send, venv_environment
@@ -242,6 +246,38 @@ def test_offsets_gone_from_kafka_stop_the_job_with_the_fix(spark, job_settings, 
     result = run_job_script(kafka_bootstrap, fresh_topic, storage.tables_root, storage.checkpoint_root)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "kafka.fail_on_data_loss=false" in job_error_line(result.stderr), result.stderr[-3000:]
+
+
+def test_a_job_started_over_on_new_checkpoints_writes_every_new_record(
+    spark, job_settings, kafka_bootstrap, fresh_topic, monkeypatch
+):
+    old = [event("old-1", 1, "click", "u1"), event("old-2", 2, "click", "u2"), (b"u9", b"old, not json")]
+    send(kafka_bootstrap, fresh_topic, old)
+    run_analytics(spark, job_settings)
+    shutil.rmtree(job_settings.storage.checkpoint_root)  # the user starts over; the tables stay
+    new = send(
+        kafka_bootstrap,
+        fresh_topic,
+        [event("new-1", 3, "click", "u1"), event("new-2", 4, "pageview", "u3"), (b"u9", b"new, not json"), (None, b"")],
+    )
+
+    # The first run on the new checkpoints stops in its batch 0 before writing: the next run runs batch 0 again.
+    def stop_before_writing(*args, **kwargs):
+        raise RuntimeError("stopped before the batch's writes")
+
+    monkeypatch.setattr(analytics, "write_intake_batch", stop_before_writing)
+    with pytest.raises(StreamingQueryException):
+        run_analytics(spark, job_settings)
+    monkeypatch.undo()
+    run_analytics(spark, job_settings)
+
+    events = {row.event_id for row in read_table(spark, job_settings, EVENTS_TABLE).collect()}
+    assert {"new-1", "new-2"} <= events
+    dead_letters = read_table(spark, job_settings, DEAD_LETTERS_TABLE).select("partition", "offset").collect()
+    assert {(record.partition, record.offset) for record in new[2:]} <= {tuple(row) for row in dead_letters}
+    # The new checkpoints read the topic from the start: the old records are counted again, in the new run.
+    intake = read_table(spark, job_settings, INTAKE_TABLE).agg(F.sum("records")).first()[0]
+    assert intake == len(old) + len(old) + len(new)
 
 
 def run_job_script(bootstrap: str, topic: str, tables_root: str, checkpoint_root: str):

@@ -195,7 +195,7 @@ def test_a_failing_write_is_retried_then_stops_the_job_and_a_restart_resumes_exa
     blocker = Path(job_settings.storage.table_path(SILVER_TABLE)) / "event_date=2026-01-02"
     blocker.write_text("in the way")
 
-    failed = run_etl_script(job_settings, "etl.retry.max_attempts=2", "etl.retry.initial_backoff=100ms")
+    failed = run_etl_script(job_settings, "retry.max_attempts=2", "retry.initial_backoff=100ms")
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert (
         "retry: etl: writing batch 1 to silver_events failed (attempt 1 of 2), trying again in 0.1 s: "
@@ -206,7 +206,7 @@ def test_a_failing_write_is_retried_then_stops_the_job_and_a_restart_resumes_exa
     # The restart retries as well; the blocker is removed once the first retry is announced.
     stderr_file = tmp_path / "etl-stderr.log"
     with stderr_file.open("w") as stderr:
-        process = start_etl_script(job_settings, stderr, "etl.retry.max_attempts=5", "etl.retry.initial_backoff=2s")
+        process = start_etl_script(job_settings, stderr, "retry.max_attempts=5", "retry.initial_backoff=2s")
     output: list[str] = []
 
     def watch():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -68,8 +69,10 @@ def test_the_pending_batch_is_the_one_begun_and_not_finished(spark, tmp_path):
 
 
 def test_writer_ids_differ_per_checkpoint():
-    assert batch_writer_id("q", "/a/checkpoint") == batch_writer_id("q", "/a/checkpoint")
-    assert batch_writer_id("q", "/a/checkpoint") != batch_writer_id("q", "/b/checkpoint")
+    assert batch_writer_id("q", "/a/checkpoint", "1f0c") != batch_writer_id("q", "/a/checkpoint", "9b2e")
+    # A checkpoint made before checkpoints had ids keeps the id its rows carry: a digest of its path.
+    assert batch_writer_id("q", "/a/checkpoint", None) == f"q-{hashlib.sha256(b'/a/checkpoint').hexdigest()[:16]}"
+    assert batch_writer_id("q", "/a/checkpoint", None) != batch_writer_id("q", "/b/checkpoint", None)
 
 
 def test_a_replayed_intake_batch_changes_nothing(spark, job_settings, kafka_bootstrap, fresh_topic):

@@ -39,7 +39,8 @@ from eventlake.pipeline.transforms import (
     drop_duplicate_events,
     with_event_time_watermark,
 )
-from eventlake.runtime.config import AnalyticsSettings, Settings, StorageSettings
+from eventlake.runtime.config import AnalyticsSettings, RetrySettings, Settings, StorageSettings
+from eventlake.runtime.retry import with_retries
 from eventlake.runtime.runner import QueryPlan
 from eventlake.runtime.storage_checks import claim_checkpoint, require_folder
 
@@ -82,15 +83,23 @@ def to_analytics_events(parsed: DataFrame) -> DataFrame:
 
 
 def write_events(
-    parsed: DataFrame, batch_id: int, counts: BatchCounts, *, storage: StorageSettings, writer: BatchWriter
+    parsed: DataFrame,
+    batch_id: int,
+    counts: BatchCounts,
+    *,
+    storage: StorageSettings,
+    writer: BatchWriter,
+    retry: RetrySettings,
 ) -> None:
-    """Append one micro-batch's valid events to ``analytics_events``, once."""
+    """Append one micro-batch's valid events to ``analytics_events``, once, retried on transient failures."""
     if counts.valid:
-        writer.append(
-            to_analytics_events(parsed),
-            storage.table_path(EVENTS_TABLE),
-            batch_id,
-            one_file=fits_one_file(counts.valid),
+        events = to_analytics_events(parsed)
+        with_retries(
+            lambda: writer.append(
+                events, storage.table_path(EVENTS_TABLE), batch_id, one_file=fits_one_file(counts.valid)
+            ),
+            retry,
+            f"{JOB}: writing batch {batch_id} to {EVENTS_TABLE}",
         )
 
 
@@ -98,21 +107,23 @@ def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     """The job's two queries, intake first; checks the storage and claims both checkpoints first."""
     storage, trigger = settings.storage, settings.analytics.trigger
     require_folder(storage.tables_root, "tables root")
-    claim_checkpoint(storage.checkpoint_path(JOB, "intake"), JOB, "intake", settings.kafka.topic)
-    claim_checkpoint(storage.checkpoint_path(JOB, "windows"), JOB, "windows", settings.kafka.topic, source=EVENTS_TABLE)
+    intake_checkpoint = storage.checkpoint_path(JOB, "intake")
+    windows_checkpoint = storage.checkpoint_path(JOB, "windows")
+    intake_id = claim_checkpoint(spark, intake_checkpoint, JOB, "intake", settings.kafka.topic)
+    windows_id = claim_checkpoint(spark, windows_checkpoint, JOB, "windows", settings.kafka.topic, source=EVENTS_TABLE)
     events_path = storage.table_path(EVENTS_TABLE)
     # The windows query streams this table from its first version, so it must exist before either starts.
     ensure_table(spark, events_path, EVENTS_SCHEMA)
-    intake_checkpoint = storage.checkpoint_path(JOB, "intake")
     intake_writer = BatchWriter(
-        batch_writer_id(INTAKE_QUERY, intake_checkpoint), pending_batch(spark, intake_checkpoint)
+        batch_writer_id(INTAKE_QUERY, intake_checkpoint, intake_id), pending_batch(spark, intake_checkpoint)
     )
     write_intake = partial(
         write_intake_batch,
         job=JOB,
         storage=storage,
         writer=intake_writer,
-        write_records=partial(write_events, storage=storage, writer=intake_writer),
+        retry=settings.retry,
+        write_records=partial(write_events, storage=storage, writer=intake_writer, retry=settings.retry),
     )
 
     def start_intake():
@@ -121,12 +132,13 @@ def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
             parsed.transform(observe_dead_letters), write_intake, INTAKE_QUERY, intake_checkpoint, trigger
         )
 
-    windows_checkpoint = storage.checkpoint_path(JOB, "windows")
     write_windows = partial(
         append_new_rows,
         table_path=storage.table_path(WINDOWS_TABLE),
+        job=JOB,
+        retry=settings.retry,
         writer=BatchWriter(
-            batch_writer_id(WINDOWS_QUERY, windows_checkpoint), pending_batch(spark, windows_checkpoint)
+            batch_writer_id(WINDOWS_QUERY, windows_checkpoint, windows_id), pending_batch(spark, windows_checkpoint)
         ),
     )
 
@@ -134,4 +146,8 @@ def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
         windows = read_delta_stream(spark, events_path).transform(analytics_windows, settings.analytics)
         return start_batch_stream(windows, write_windows, WINDOWS_QUERY, windows_checkpoint, trigger)
 
-    return QueryPlan(starts=(start_intake, start_windows), in_turn=trigger == "availableNow")
+    return QueryPlan(
+        starts=(start_intake, start_windows),
+        in_turn=trigger == "availableNow",
+        state_checkpoints={WINDOWS_QUERY: windows_checkpoint},
+    )

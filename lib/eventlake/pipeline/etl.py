@@ -11,7 +11,8 @@ One streaming query, ``etl_ingest``, reads each record once and parses it once. 
   and counts the batch in ``intake_batches``, last.
 
 Every write is idempotent per micro-batch and retried with exponential backoff on transient failures
-(``etl.retry``); when the retries run out the job stops, and a restart resumes from the checkpoints.
+(``retry``, the policy of every job's writes); when the retries run out the job stops, and a restart resumes
+from the checkpoints.
 """
 
 from __future__ import annotations
@@ -104,19 +105,20 @@ def etl_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     storage, etl = settings.storage, settings.etl
     require_folder(storage.tables_root, "tables root")
     checkpoint = storage.checkpoint_path(JOB, "ingest")
-    refuse_replaced_checkpoints([storage.checkpoint_path(JOB, old) for old in ("bronze", "silver")], JOB, INGEST_QUERY)
-    claim_checkpoint(checkpoint, JOB, "ingest", settings.kafka.topic)
+    replaced = [storage.checkpoint_path(JOB, old) for old in ("bronze", "silver")]
+    refuse_replaced_checkpoints(spark, replaced, JOB, INGEST_QUERY)
+    checkpoint_id = claim_checkpoint(spark, checkpoint, JOB, "ingest", settings.kafka.topic)
     dimension = ensure_dimension_table(spark, etl.enrich, storage) if "enrich" in etl.transforms else None
     context = StageContext(etl=etl, dimension=dimension, pii_salt=resolve_secret(etl.pii.salt))
     rows = silver_rows(read_kafka_stream(spark, settings.kafka), settings, context)
-    writer = BatchWriter(batch_writer_id(INGEST_QUERY, checkpoint), pending_batch(spark, checkpoint))
+    writer = BatchWriter(batch_writer_id(INGEST_QUERY, checkpoint, checkpoint_id), pending_batch(spark, checkpoint))
     write_batch = partial(
         write_intake_batch,
         job=JOB,
         storage=storage,
         writer=writer,
-        retry=etl.retry,
-        write_records=partial(write_lake_rows, storage=storage, writer=writer, retry=etl.retry),
+        retry=settings.retry,
+        write_records=partial(write_lake_rows, storage=storage, writer=writer, retry=settings.retry),
     )
 
     def start_ingest():

@@ -22,8 +22,6 @@ from eventlake.runtime.retry import with_retries
 INTAKE_TABLE = "intake_batches"
 # Observed per batch (progress.observedMetrics) and recorded in pipeline_metrics.dead_letters.
 DEAD_LETTER_ROWS = "dead_letter_rows"
-# The retries of a batch's writes when none are given: a single attempt.
-SINGLE_ATTEMPT = RetrySettings(max_attempts=1)
 
 
 def observe_dead_letters(parsed: DataFrame) -> DataFrame:
@@ -68,12 +66,13 @@ def write_intake_batch(
     job: str,
     storage: StorageSettings,
     writer: BatchWriter,
-    retry: RetrySettings = SINGLE_ATTEMPT,
+    retry: RetrySettings,
     write_records: BatchWrites | None = None,
 ) -> None:
     """Write one micro-batch: its dead letters and, at the same time, the job's own ``write_records``,
-    then the intake counts, each once per batch (``writer``) and retried on transient failures. The
-    intake counts go last, so a batch with its ``intake_batches`` rows is a batch written whole.
+    then the intake counts, each once per batch (``writer``) and retried by the job's ``retry`` policy (the
+    job's own writes retry themselves, with the same policy). The intake counts go last, so a batch with its
+    ``intake_batches`` rows is a batch written whole.
 
     The batch is parsed once, here, and stored for the writes that follow; a table is not touched when
     the batch has nothing for it: every Delta commit costs, even an empty one.

@@ -13,8 +13,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 from pyspark.sql.types import StructType
 
-from eventlake.runtime.config import parse_duration, spark_interval
-from eventlake.runtime.session import jvm_view
+from eventlake.runtime.config import RetrySettings, parse_duration, spark_interval
+from eventlake.runtime.hadoop_files import HadoopFiles
+from eventlake.runtime.retry import with_retries
 
 
 def with_trigger(writer: DataStreamWriter, trigger: str) -> DataStreamWriter:
@@ -37,26 +38,26 @@ def start_batch_stream(
     return with_trigger(writer, trigger).start()
 
 
-def batch_writer_id(query_name: str, checkpoint: str) -> str:
-    """The id a query's batch writes carry: its name plus a digest of its checkpoint, so two deployments of
-    one query (two checkpoints) never mistake each other's batches for their own."""
-    return f"{query_name}-{hashlib.sha256(checkpoint.encode()).hexdigest()[:16]}"
+def batch_writer_id(query_name: str, checkpoint: str, checkpoint_id: str | None) -> str:
+    """The id a query's batch writes carry: its name plus the id of its checkpoint (``checkpoint_id``, from
+    :func:`~eventlake.runtime.storage_checks.claim_checkpoint`). A checkpoint removed to start over and made
+    again at the same path has another id, so the new query's batch 0 never finds the old one's rows and
+    skips its own write; nor do two deployments of one query mistake each other's batches for their own.
+    A checkpoint made before checkpoints had ids (``checkpoint_id`` None) keeps the id its rows carry: a
+    digest of its path."""
+    if checkpoint_id is None:
+        return f"{query_name}-{hashlib.sha256(checkpoint.encode()).hexdigest()[:16]}"
+    return f"{query_name}-{checkpoint_id}"
 
 
 def pending_batch(spark: SparkSession, checkpoint: str) -> int | None:
     """The batch a query will run again when it starts from ``checkpoint``: one it began (``offsets/N``)
     but did not finish (no ``commits/N``) before it stopped, or None. Read through Hadoop's file system,
     so any checkpoint location works."""
-    jvm = jvm_view(spark)
-    hadoop_conf = spark._jsc.hadoopConfiguration()
+    files = HadoopFiles(spark)
 
     def batch_numbers(folder: str) -> set[int]:
-        path = jvm.org.apache.hadoop.fs.Path(f"{checkpoint.rstrip('/')}/{folder}")
-        file_system = path.getFileSystem(hadoop_conf)
-        if not file_system.exists(path):
-            return set()
-        names = (status.getPath().getName() for status in file_system.listStatus(path))
-        return {int(name) for name in names if name.isdigit()}
+        return {int(name) for name in files.names(f"{checkpoint.rstrip('/')}/{folder}") if name.isdigit()}
 
     started = batch_numbers("offsets")
     last = max(started, default=None)
@@ -128,14 +129,21 @@ class BatchWriter:
         return not table.where((F.col("writer_id") == self.writer_id) & (F.col("batch_id") == batch_id)).isEmpty()
 
 
-def append_new_rows(rows: DataFrame, batch_id: int, *, table_path: str, writer: BatchWriter) -> None:
-    """``foreachBatch`` function: append a micro-batch's rows with ``writer``, and commit nothing when there
-    are none (a batch of a stateful query often closes no window). The rows are computed once and stored:
-    a stateful query's batch must not run twice."""
+def append_new_rows(
+    rows: DataFrame, batch_id: int, *, table_path: str, writer: BatchWriter, job: str, retry: RetrySettings
+) -> None:
+    """``foreachBatch`` function: append a micro-batch's rows with ``writer``, retried by ``retry``, and commit
+    nothing when there are none (a batch of a stateful query often closes no window). The rows are computed
+    once and stored: a stateful query's batch must not run twice, and a retried write only writes them again."""
     rows = rows.localCheckpoint(eager=True)
     count = rows.count()
     if count:
-        writer.append(rows, table_path, batch_id, one_file=fits_one_file(count))
+        table = table_path.rstrip("/").rsplit("/", 1)[-1]
+        with_retries(
+            lambda: writer.append(rows, table_path, batch_id, one_file=fits_one_file(count)),
+            retry,
+            f"{job}: writing batch {batch_id} to {table}",
+        )
 
 
 def run_together(writes: Sequence[Callable[[], None]]) -> None:

@@ -147,8 +147,9 @@ class PiiSettings:
 
 @dataclass(frozen=True)
 class RetrySettings:
-    """Retries of a failed table write: ``max_attempts`` in all, waiting ``initial_backoff`` and then twice
-    as long each time, at most ``max_backoff``."""
+    """Retries of a failed table write, the same for every table of every job: ``max_attempts`` in all,
+    waiting ``initial_backoff`` and then twice as long each time, at most ``max_backoff``. Only failures that
+    may pass are retried (see :mod:`eventlake.runtime.retry`)."""
 
     max_attempts: int = 5
     initial_backoff: timedelta = timedelta(seconds=1)
@@ -158,15 +159,14 @@ class RetrySettings:
 @dataclass(frozen=True)
 class EtlSettings:
     """The streaming ETL job: the transform stages in order, the ``data`` fields promoted to typed columns
-    (name -> Spark type), and its enrichment, PII and retry rules. (The formats it reads are the
-    contract's ``extractors``.)"""
+    (name -> Spark type), and its enrichment and PII rules. (The formats it reads are the contract's
+    ``extractors``.)"""
 
     trigger: str = "availableNow"
     transforms: tuple[str, ...] = ("normalise", "promote_fields", "enrich", "mask_pii")
     promote: dict[str, str] = field(default_factory=dict)
     enrich: EnrichSettings = field(default_factory=EnrichSettings)
     pii: PiiSettings = field(default_factory=PiiSettings)
-    retry: RetrySettings = field(default_factory=RetrySettings)
 
 
 @dataclass(frozen=True)
@@ -179,6 +179,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
     etl: EtlSettings = field(default_factory=EtlSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
 
 
 def load_settings(path: str | Path, overrides: typing.Sequence[str] = ()) -> Settings:
@@ -195,6 +196,7 @@ def load_settings(path: str | Path, overrides: typing.Sequence[str] = ()) -> Set
         raise ConfigError(f"config file {path} cannot be read: {error}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    _move_old_retry_section(raw, path)
     for override in overrides:
         _apply_override(raw, override)
     try:
@@ -209,11 +211,27 @@ def load_settings(path: str | Path, overrides: typing.Sequence[str] = ()) -> Set
 _FREE_FORM_TABLES = (("spark", "conf"), ("kafka", "options"), ("etl", "promote"))
 
 
+def _move_old_retry_section(raw: dict[str, Any], path: Path) -> None:
+    """[etl.retry] became [retry] when its policy came to cover the table writes of every job: a file written
+    before is read as it was meant."""
+    etl = raw.get("etl")
+    if not isinstance(etl, dict) or "retry" not in etl:
+        return
+    if "retry" in raw:
+        raise ConfigError(
+            f"config file {path} has both [etl.retry] and [retry]: [retry] is the retry policy of every job now "
+            "(the old [etl.retry]); keep that one"
+        )
+    raw["retry"] = etl.pop("retry")
+
+
 def _apply_override(raw: dict[str, Any], override: str) -> None:
     key, sep, text = override.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set takes key=value, got {override!r}")
     parts = key.strip().split(".")
+    if parts[:2] == ["etl", "retry"]:  # the old name of [retry]
+        parts = parts[1:]
     for table in _FREE_FORM_TABLES:
         if tuple(parts[: len(table)]) == table and len(parts) > len(table):
             parts = [*table, ".".join(parts[len(table):])]
@@ -345,8 +363,6 @@ def _check_choices(key: str, values: typing.Iterable[str], known: typing.Sequenc
 def _check_etl(etl: EtlSettings) -> None:
     _check_trigger("etl.trigger", etl.trigger)
     _check_choices("etl.enrich.on_miss", [etl.enrich.on_miss], ("keep", "dead_letter"))
-    if etl.retry.max_attempts < 1:
-        raise ConfigError("etl.retry.max_attempts must be at least 1")
     if len(set(etl.transforms)) != len(etl.transforms):
         raise ConfigError(f"etl.transforms names a stage twice: {', '.join(etl.transforms)}")
 
@@ -355,6 +371,8 @@ def _check(settings: Settings) -> None:
     analytics = settings.analytics
     _check_trigger("analytics.trigger", analytics.trigger)
     _check_etl(settings.etl)
+    if settings.retry.max_attempts < 1:
+        raise ConfigError("retry.max_attempts must be at least 1")
     kafka = settings.kafka
     for key in ("max_offsets_per_trigger", "min_offsets_per_trigger"):
         if getattr(kafka, key) < 0:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from pyspark.errors import PySparkException, StreamingQueryException
 from pyspark.sql import SparkSession
@@ -17,16 +17,20 @@ from eventlake.runtime.config import ConfigError, Settings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.kafka_admin import require_topic
 from eventlake.runtime.session import build_spark_session
+from eventlake.runtime.storage_checks import state_partitions_note
 
 
 @dataclass(frozen=True)
 class QueryPlan:
     """A job's streaming queries in the order data flows through them: each of ``starts`` starts one.
     ``in_turn`` (``availableNow``): each query processes all its input and ends before the next one
-    starts, so a query that streams another's Delta table sees everything that one wrote."""
+    starts, so a query that streams another's Delta table sees everything that one wrote.
+    ``state_checkpoints``: the checkpoint of each stateful query, by query name, whose state partitions
+    are checked against the session's before it starts."""
 
     starts: tuple[Callable[[], StreamingQuery], ...]
     in_turn: bool = False
+    state_checkpoints: Mapping[str, str] = field(default_factory=dict)
 
 
 PlanQueries = Callable[[SparkSession, Settings], QueryPlan]
@@ -123,6 +127,10 @@ def run_queries(spark: SparkSession, settings: Settings, job: str, plan_queries:
     try:
         plan = plan_queries(spark, settings)
         print(f"{job}: starting {len(plan.starts)} queries{' in turn' if plan.in_turn else ''}", flush=True)
+        for query, checkpoint in plan.state_checkpoints.items():
+            # Spark itself only logs a warning among its own when it keeps the checkpoint's value.
+            if note := state_partitions_note(spark, query, checkpoint):
+                print(f"{job}: {note}", flush=True)
         run_plan(plan, queries)
     finally:
         printer.wait_until_reported([str(query.id) for query in queries])

@@ -92,7 +92,7 @@ def test_bad_overrides_name_the_key(override, message):
          "config key 'kafka.min_offsets_per_trigger': expected a whole number, got True"),
         ("kafka.topic=[1, 2]", "config key 'kafka.topic': expected text, got [1, 2]"),
         ("spark.conf=5", "config key 'spark.conf': expected a table, got 5"),
-        ("etl.retry=[1]", "[etl.retry] must be a table of keys, got [1]"),
+        ("retry=[1]", "[retry] must be a table of keys, got [1]"),
         ("kafka.topic.name=x", "--set kafka.topic.name: topic is not a section"),
     ],
 )
@@ -104,7 +104,7 @@ def test_values_of_the_wrong_type_name_the_key_and_what_was_expected(override, m
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("[etl.retry]\nmax_attempts = 'lots'", "config key 'etl.retry.max_attempts': invalid literal for int()"),
+        ("[retry]\nmax_attempts = 'lots'", "config key 'retry.max_attempts': invalid literal for int()"),
         ("[etl.pii]\npepper = ''", "unknown config key 'etl.pii.pepper' (known keys here: drop, hash, salt)"),
         ("[etl]\nenrich = 'pages'", "[etl.enrich] must be a table of keys, got 'pages'"),
         ("[spark]\nui_port = 4040.0", "config key 'spark.ui_port': expected a whole number, got 4040.0"),
@@ -158,7 +158,6 @@ def test_the_etl_section_loads_typed():
     assert etl.transforms == ("normalise", "promote_fields", "enrich", "mask_pii")
     assert etl.promote["amount"] == "decimal(12,2)"
     assert Path(etl.enrich.dimension_csv).is_absolute() and Path(etl.enrich.dimension_csv).is_file()
-    assert etl.retry.initial_backoff == timedelta(seconds=1) and etl.retry.max_attempts == 5
     promoted = load_settings(LOCAL, ["etl.promote.coupon=string"]).etl.promote
     assert promoted["coupon"] == "string" and "page" in promoted
 
@@ -170,7 +169,7 @@ def test_the_etl_section_loads_typed():
         ("contract.default_format=kv", None),
         ("contract.extractors=['json']", None),
         ("etl.enrich.on_miss=drop", "etl.enrich.on_miss: 'drop' is not one of keep, dead_letter"),
-        ("etl.retry.max_attempts=0", "etl.retry.max_attempts must be at least 1"),
+        ("retry.max_attempts=0", "retry.max_attempts must be at least 1"),
         ("etl.trigger=soon", "etl.trigger must be 'availableNow' or an interval"),
         ("contract.schema_versions=['1', '7']", "contract.schema_versions: '7' is not one of 1, 2"),
         ("kafka.min_offsets_per_trigger=-1", "kafka.min_offsets_per_trigger must be 0 (no limit) or more"),
@@ -182,6 +181,30 @@ def test_bad_etl_settings_name_the_key(override, message):
         return
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings(LOCAL, [override])
+
+
+def test_one_retry_policy_for_every_job_from_the_retry_section(tmp_path):
+    retry = load_settings(LOCAL).retry
+    assert (retry.max_attempts, retry.initial_backoff, retry.max_backoff) == (5, timedelta(seconds=1),
+                                                                             timedelta(seconds=30))
+    assert load_settings(LOCAL, ["retry.max_attempts=2"]).retry.max_attempts == 2
+
+
+def test_the_old_etl_retry_keys_still_set_the_retry_policy(tmp_path):
+    old = tmp_path / "old.toml"
+    old.write_text("[etl.retry]\nmax_attempts = 3\ninitial_backoff = '2 seconds'\n")
+    retry = load_settings(old).retry
+    assert (retry.max_attempts, retry.initial_backoff) == (3, timedelta(seconds=2))
+    assert load_settings(LOCAL, ["etl.retry.max_attempts=2"]).retry.max_attempts == 2
+    with pytest.raises(ConfigError, match=re.escape("retry.max_attempts must be at least 1")):
+        load_settings(old, ["etl.retry.max_attempts=0"])
+
+
+def test_a_file_with_both_retry_sections_is_refused_naming_the_new_one(tmp_path):
+    both = tmp_path / "both.toml"
+    both.write_text("[retry]\nmax_attempts = 3\n[etl.retry]\nmax_attempts = 4\n")
+    with pytest.raises(ConfigError, match=re.escape("has both [etl.retry] and [retry]: [retry] is the retry policy")):
+        load_settings(both)
 
 
 def test_a_default_format_that_is_not_read_is_refused():

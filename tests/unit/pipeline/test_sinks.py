@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from pyspark.errors import AnalysisException
+
+from eventlake.pipeline.sinks import BatchWriter, batch_writer_id, pending_batch
+from eventlake.runtime.storage_checks import claim_checkpoint
+
+
+def claimed_writer(spark, checkpoint: str) -> BatchWriter:
+    """The intake's writer, as the analytics job makes it when it starts on ``checkpoint``."""
+    checkpoint_id = claim_checkpoint(spark, checkpoint, "analytics", "intake", "events")
+    return BatchWriter(batch_writer_id("analytics_intake", checkpoint, checkpoint_id), pending_batch(spark, checkpoint))
+
+
+@pytest.mark.parametrize("replay", ["pending batch", "retried write"])
+def test_a_query_started_over_writes_its_first_batch_when_it_runs_again(spark, tmp_path, replay):
+    checkpoint, table = tmp_path / "checkpoint", str(tmp_path / "table")
+    claimed_writer(spark, str(checkpoint)).append(spark.createDataFrame([(1, "old run")], "n int, s string"), table, 0)
+    shutil.rmtree(checkpoint)  # the user starts over; the table stays
+    new_rows = spark.createDataFrame([(2, "new run")], "n int, s string")
+    if replay == "pending batch":
+        # The new run began its batch 0 and stopped before writing: the next start runs it again.
+        claim_checkpoint(spark, str(checkpoint), "analytics", "intake", "events")
+        (checkpoint / "offsets").mkdir()
+        (checkpoint / "offsets" / "0").write_text("v1")
+        writer = claimed_writer(spark, str(checkpoint))
+    else:
+        writer = claimed_writer(spark, str(checkpoint))
+        clashing = spark.createDataFrame([("x", "new run")], "n string, s string")  # n cannot merge: it fails
+        with pytest.raises(AnalysisException):
+            writer.append(clashing, table, 0)  # as if it failed after its commit: the retry looks first
+    writer.append(new_rows, table, 0)
+    assert sorted(row.s for row in spark.read.format("delta").load(table).collect()) == ["new run", "old run"]
