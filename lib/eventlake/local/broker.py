@@ -18,7 +18,7 @@ from pathlib import Path
 from eventlake.local import daemons
 from eventlake.local.daemons import launch, port_in_use, tail, terminate
 from eventlake.runtime.errors import EnvironmentProblem
-from eventlake.runtime.kafka_admin import admin_client, create_topic, delete_topic, topic_partitions
+from eventlake.runtime.kafka_admin import TIMESTAMP_TYPES, admin_client, create_topic, delete_topic, topic_partitions
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
@@ -209,6 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     create = commands.add_parser("create-topic", help="create a topic (nothing happens if it exists)")
     create.add_argument("topic")
     create.add_argument("--partitions", type=int, default=4)
+    create.add_argument(
+        "--timestamp-type",
+        choices=TIMESTAMP_TYPES,
+        help="the topic's message.timestamp.type: whose clock its Kafka timestamps are, the producer's (CreateTime, "
+        "the broker's default) or the broker's (LogAppendTime: a producer's wrong clock cannot move them)",
+    )
     remove = commands.add_parser("delete-topic", help="delete a topic")
     remove.add_argument("topic")
     args = parser.parse_args(argv)
@@ -223,8 +229,12 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
             return 0 if up else 1
         elif args.command == "create-topic":
-            created = create_topic(broker.bootstrap_servers, args.topic, args.partitions)
+            created = create_topic(
+                broker.bootstrap_servers, args.topic, args.partitions, timestamp_type=args.timestamp_type
+            )
             outcome = f"created with {args.partitions} partitions" if created else "already exists"
+            if created and args.timestamp_type:
+                outcome += f" and {args.timestamp_type} timestamps"
             print(f"topic '{args.topic}' {outcome}")
         elif args.command == "delete-topic":
             delete_topic(broker.bootstrap_servers, args.topic)

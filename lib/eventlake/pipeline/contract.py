@@ -54,6 +54,7 @@ class ErrorCode(StrEnum):
     BAD_TIMESTAMP = "BAD_TIMESTAMP"
     EVENT_TIME_TOO_EARLY = "EVENT_TIME_TOO_EARLY"
     EVENT_TIME_IN_FUTURE = "EVENT_TIME_IN_FUTURE"
+    EVENT_TIME_AHEAD_OF_JOB_CLOCK = "EVENT_TIME_AHEAD_OF_JOB_CLOCK"
 
 
 EXTRACT_STAGE = "extract"
@@ -92,6 +93,8 @@ KAFKA_COLUMNS = ("topic", "partition", "offset", "kafka_timestamp")
 ERROR_COLUMNS = ("error_code", "error_message", "error_stage")
 
 CONTENT_TYPE_HEADER = "content-type"
+# Whose clock a record's Kafka timestamp is, by the Kafka source's timestampType column.
+KAFKA_TIMESTAMP_CLOCKS = {0: "CreateTime: the producer's clock", 1: "LogAppendTime: the broker's clock"}
 # The media type in a record's content-type header that selects each extractor.
 EXTRACTOR_MEDIA_TYPES = {"json": "application/json", "kv": "text/x-key-value"}
 KV_PAIR_SEPARATOR = ";"
@@ -430,9 +433,10 @@ def _data_not_an_object() -> Check:
     )
 
 
-def _contract_checks(contract: ContractSettings) -> list[Check]:
+def _contract_checks(contract: ContractSettings, kafka_clock: Column) -> list[Check]:
     """The contract's checks in the order they are reported: schema_version first (it decides the other
-    fields), then missing fields, wrong JSON types, blank fields, and the event time."""
+    fields), then missing fields, wrong JSON types, blank fields, and the event time (``kafka_clock``: see
+    :func:`_kafka_clock`)."""
     required = ("event_id", "timestamp", "source", "event_type")
     return [
         *_schema_version_checks(contract.schema_versions),
@@ -443,7 +447,7 @@ def _contract_checks(contract: ContractSettings) -> list[Check]:
         _not_a_string("session_id"),
         # A blank timestamp is no ISO-8601 time: BAD_TIMESTAMP below reports it (docs/contract.md).
         *(_blank(name) for name in required if name != "timestamp"),
-        *_event_time_checks(contract),
+        *_event_time_checks(contract, kafka_clock),
     ]
 
 
@@ -463,11 +467,33 @@ def _schema_version_checks(accepted: Sequence[str]) -> list[Check]:
     ]
 
 
-def _event_time_checks(contract: ContractSettings) -> list[Check]:
+def _kafka_clock(rows: DataFrame) -> Column:
+    """Whose clock each record's Kafka timestamp is (:data:`KAFKA_TIMESTAMP_CLOCKS`), for the messages."""
+    clock = F.lit("timestamp type unknown")
+    if "timestampType" in rows.columns:
+        for code, name in KAFKA_TIMESTAMP_CLOCKS.items():
+            clock = F.when(F.col("timestampType") == code, F.lit(name)).otherwise(clock)
+    return clock
+
+
+def _iso_time(column: Column | str) -> Column:
+    return F.date_format(column, "yyyy-MM-dd'T'HH:mm:ss.SSSXXX")
+
+
+def _event_time_checks(contract: ContractSettings, kafka_clock: Column) -> list[Check]:
     """The timestamp reads as an ISO-8601 time with an offset (``_event_time`` not NULL), not before the
-    contract's earliest time, and not too far after the record's Kafka timestamp."""
+    contract's earliest time, not too far after the record's Kafka timestamp, and not too far after the
+    job's clock: a producer sets the Kafka timestamp itself unless the topic uses LogAppendTime, so a
+    skewed or forged producer clock passes the first bound but not the second."""
     max_ahead_seconds = contract.max_event_time_ahead.total_seconds()
+    max_ahead_of_job_seconds = contract.max_event_time_ahead_of_job.total_seconds()
     timestamp, event_time = F.col("_s_timestamp"), F.col("_event_time")
+    # current_timestamp(), not a Python clock or a UDF: in a streaming micro-batch Spark replaces it with the
+    # batch's timestamp, which it writes to the offset log with the batch's offsets before the batch runs,
+    # and reads back when it runs that batch again after a crash (MicroBatchExecution.constructNextBatch,
+    # runBatch, populateStartOffsets). So a batch run again sorts every record as its first run did, which
+    # exactly-once into Delta depends on. (In a batch query it is the time the query started.)
+    job_time = F.current_timestamp()
     return [
         (
             event_time.isNull(),
@@ -490,7 +516,21 @@ def _event_time_checks(contract: ContractSettings) -> list[Check]:
                 F.lit("timestamp '"),
                 timestamp,
                 F.lit(f"' is more than {max_ahead_seconds:g} seconds after the record's Kafka timestamp "),
-                F.date_format("timestamp", "yyyy-MM-dd'T'HH:mm:ss.SSSXXX"),
+                _iso_time("timestamp"),
+                F.lit(" ("),
+                kafka_clock,
+                F.lit(")"),
+            ),
+        ),
+        (
+            event_time > job_time + F.make_dt_interval(secs=F.lit(max_ahead_of_job_seconds)),
+            ErrorCode.EVENT_TIME_AHEAD_OF_JOB_CLOCK,
+            F.concat(
+                F.lit("timestamp '"),
+                timestamp,
+                F.lit(f"' is more than {max_ahead_of_job_seconds:g} seconds after the job's clock "),
+                _iso_time(job_time),
+                F.lit(" (the micro-batch's time)"),
             ),
         ),
     ]
@@ -503,7 +543,8 @@ def validate_contract(rows: DataFrame, contract: ContractSettings) -> DataFrame:
     rows = rows.transform(_read_fields).withColumn(
         "_event_time", F.when(timestamp.rlike(ISO_8601_WITH_OFFSET), F.try_to_timestamp(timestamp))
     )
-    checked = rows.transform(with_stage_error, CONTRACT_STAGE, first_failure(_contract_checks(contract)))
+    checks = _contract_checks(contract, _kafka_clock(rows))
+    checked = rows.transform(with_stage_error, CONTRACT_STAGE, first_failure(checks))
     is_valid = F.col("error_code").isNull()
     # Only valid rows keep their event columns: an invalid one may hold times Python cannot represent.
     events = {

@@ -7,7 +7,8 @@ One streaming query, ``etl_ingest``, reads each record once and parses it once. 
   partitioned by ingestion day;
 * extracts (``contract.extractors``), validates the contract and runs the transform stages of
   ``etl.transforms`` (:mod:`eventlake.pipeline.etl_stages`), writes the rejected records to ``dead_letters``,
-  inserts the new events into ``silver_events`` (partitioned by event day, deduplicated by ``event_id``)
+  inserts the new events into ``silver_events`` (partitioned by event day, deduplicated by ``event_id``
+  within ``etl.silver_dedup_days`` event days)
   and counts the batch in ``intake_batches``, last.
 
 Every write is idempotent per micro-batch and retried with exponential backoff on transient failures
@@ -61,11 +62,14 @@ def write_bronze(
     )
 
 
-def write_silver_rows(rows: DataFrame, batch_id: int, *, storage: StorageSettings, retry: RetrySettings) -> None:
-    """Insert one micro-batch's valid events into silver, skipping event ids it already holds."""
+def write_silver_rows(
+    rows: DataFrame, batch_id: int, *, storage: StorageSettings, retry: RetrySettings, dedup_days: int
+) -> None:
+    """Insert one micro-batch's valid events into silver, skipping event ids it already holds within
+    ``dedup_days`` event days (``etl.silver_dedup_days``)."""
     silver = to_silver(rows)
     with_retries(
-        lambda: insert_new_rows(silver, storage.table_path(SILVER_TABLE), "event_id", "event_date"),
+        lambda: insert_new_rows(silver, storage.table_path(SILVER_TABLE), "event_id", "event_date", dedup_days),
         retry,
         f"{JOB}: writing batch {batch_id} to {SILVER_TABLE}",
     )
@@ -79,12 +83,15 @@ def write_lake_rows(
     storage: StorageSettings,
     writer: BatchWriter,
     retry: RetrySettings,
+    silver_dedup_days: int,
 ) -> None:
     """The ETL's own writes of one micro-batch, between the dead letters and the intake counts and at the
     same time: every record to bronze, the valid events to silver."""
     writes = [lambda: write_bronze(rows, batch_id, counts.records, storage=storage, writer=writer, retry=retry)]
     if counts.valid:
-        writes.append(lambda: write_silver_rows(rows, batch_id, storage=storage, retry=retry))
+        writes.append(
+            lambda: write_silver_rows(rows, batch_id, storage=storage, retry=retry, dedup_days=silver_dedup_days)
+        )
     run_together(writes)
 
 
@@ -118,7 +125,13 @@ def etl_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
         storage=storage,
         writer=writer,
         retry=settings.retry,
-        write_records=partial(write_lake_rows, storage=storage, writer=writer, retry=settings.retry),
+        write_records=partial(
+            write_lake_rows,
+            storage=storage,
+            writer=writer,
+            retry=settings.retry,
+            silver_dedup_days=etl.silver_dedup_days,
+        ),
     )
 
     def start_ingest():

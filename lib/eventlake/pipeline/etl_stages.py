@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from eventlake.pipeline.contract import mark_invalid
@@ -174,9 +174,19 @@ def to_bronze(raw: DataFrame) -> DataFrame:
     ).withColumn("ingest_date", F.to_date("ingested_at"))
 
 
+# The copy of an event_id that a batch keeps: the earliest event time (a copy sent again carries the same time
+# or a later one), then the first in Kafka. Always the same copy, so a batch run again after a crash writes the
+# rows a run that never failed would have (dropDuplicates keeps whichever copy its tasks meet first).
+_FIRST_COPY_ORDER = ("event_time", "kafka_timestamp", "topic", "partition", "offset")
+
+
 def to_silver(rows: DataFrame) -> DataFrame:
     """Valid rows after the stages -> silver rows: the event columns, promoted and dimension columns,
-    and the Kafka coordinates, one row per ``event_id``."""
+    and the Kafka coordinates, one row per ``event_id``: the copy with the earliest event time."""
     valid = rows.where(_is_valid()).withColumnRenamed("timestamp", "kafka_timestamp")
     silver = valid.drop(*_NOT_IN_SILVER)
-    return silver.dropDuplicates(["event_id"]) if not silver.isStreaming else silver
+    if silver.isStreaming:
+        return silver
+    order = [F.col(name).asc_nulls_last() for name in _FIRST_COPY_ORDER if name in silver.columns]
+    copy = F.row_number().over(Window.partitionBy("event_id").orderBy(*order))
+    return silver.withColumn("_copy", copy).where(F.col("_copy") == 1).drop("_copy")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
 from typing import Any
 
 from delta.tables import DeltaTable
@@ -182,15 +183,39 @@ def ensure_table(spark: SparkSession, table_path: str, schema: str) -> None:
     DeltaTable.createIfNotExists(spark).location(table_path).addColumns(struct_schema(schema)).execute()
 
 
-def insert_new_rows(rows: DataFrame, table_path: str, key: str, partition_column: str) -> None:
+def day_ranges(days: Iterable[date], lookback_days: int) -> list[tuple[date, date]]:
+    """The event days to search for keys of a batch with ``days``: each day and ``lookback_days`` either side,
+    overlapping or adjacent ranges merged. A stray day far from the others adds its own short range instead of
+    stretching one range over every day between."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        start, end = _shift(day, -lookback_days), _shift(day, lookback_days)
+        if ranges and start <= _shift(ranges[-1][1], 1):
+            ranges[-1] = (ranges[-1][0], end)
+        else:
+            ranges.append((start, end))
+    return ranges
+
+
+def _shift(day: date, days: int) -> date:
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        return date.max if days > 0 else date.min
+
+
+def insert_new_rows(rows: DataFrame, table_path: str, key: str, partition_column: str, lookback_days: int = 1) -> None:
     """Insert the rows whose ``key`` is not in the Delta table yet (an insert-only MERGE), creating the
-    table, partitioned by ``partition_column``, on first use. Duplicates of a key are expected to share
-    its partition (a duplicate is the same event again), which lets the MERGE read only the partitions
-    of the batch. Running it again with the same rows inserts nothing: it is idempotent. Columns the
+    table, partitioned by ``partition_column`` (a date), on first use. ``rows`` must hold each key once.
+
+    A key matches an existing row of the same key dated within ``lookback_days`` of any of the batch's dates
+    (:func:`day_ranges`): a copy of a key within ``lookback_days`` of the first is not inserted, one further away
+    may be. The ranges are a predicate on the partition column alone, so the MERGE reads only those partitions,
+    not the whole table. Running it again with the same rows inserts nothing: it is idempotent. Columns the
     table does not have yet are added (schema evolution)."""
     spark = rows.sparkSession
-    partitions = [row[0] for row in rows.select(partition_column).distinct().collect()]
-    if not partitions:
+    dates = rows.select(F.to_date(partition_column)).distinct().collect()
+    if not dates:
         return
     if not DeltaTable.isDeltaTable(spark, table_path):
         (
@@ -200,11 +225,12 @@ def insert_new_rows(rows: DataFrame, table_path: str, key: str, partition_column
             .partitionedBy(partition_column)
             .execute()
         )
-    listed = ", ".join(f"'{value}'" for value in sorted(map(str, partitions)))
-    condition = (
-        f"existing.{partition_column} IN ({listed}) AND existing.{partition_column} = new.{partition_column}"
-        f" AND existing.{key} = new.{key}"
+    ranges = day_ranges((row[0] for row in dates if row[0] is not None), lookback_days)
+    within = " OR ".join(
+        f"existing.{partition_column} BETWEEN DATE'{first}' AND DATE'{last}'" for first, last in ranges
     )
+    # Rows without a date (silver has none: every event has a time) leave no range to bound the search by.
+    condition = f"({within}) AND existing.{key} = new.{key}" if within else f"existing.{key} = new.{key}"
     (
         DeltaTable.forPath(spark, table_path)
         .alias("existing")

@@ -72,13 +72,16 @@ class KafkaSettings:
 class ContractSettings:
     """The rules of the event contract that are configurable: the schema versions accepted, the formats
     read (extractors, chosen per record by its content-type header; ``default_format`` when it has none),
-    and the limits."""
+    and the limits. An event time may be at most ``max_event_time_ahead`` after its record's Kafka timestamp
+    and at most ``max_event_time_ahead_of_job`` after the job's clock (the micro-batch's time): the second
+    bound holds when the Kafka timestamp is the producer's own clock (CreateTime) and that clock is wrong."""
 
     schema_versions: tuple[str, ...] = ("1",)
     extractors: tuple[str, ...] = ("json",)
     default_format: str = "json"
     max_record_bytes: int = 1_048_576
     max_event_time_ahead: timedelta = timedelta(minutes=5)
+    max_event_time_ahead_of_job: timedelta = timedelta(minutes=5)
     min_event_time: str = "1970-01-01T00:00:00Z"
 
 
@@ -160,13 +163,16 @@ class RetrySettings:
 class EtlSettings:
     """The streaming ETL job: the transform stages in order, the ``data`` fields promoted to typed columns
     (name -> Spark type), and its enrichment and PII rules. (The formats it reads are the contract's
-    ``extractors``.)"""
+    ``extractors``.) ``silver_dedup_days``: how many event days apart two copies of one ``event_id`` may be
+    and still be kept once in silver; each silver MERGE reads that many days of silver either side of the
+    batch's event days."""
 
     trigger: str = "availableNow"
     transforms: tuple[str, ...] = ("normalise", "promote_fields", "enrich", "mask_pii")
     promote: dict[str, str] = field(default_factory=dict)
     enrich: EnrichSettings = field(default_factory=EnrichSettings)
     pii: PiiSettings = field(default_factory=PiiSettings)
+    silver_dedup_days: int = 1
 
 
 @dataclass(frozen=True)
@@ -365,6 +371,8 @@ def _check_etl(etl: EtlSettings) -> None:
     _check_choices("etl.enrich.on_miss", [etl.enrich.on_miss], ("keep", "dead_letter"))
     if len(set(etl.transforms)) != len(etl.transforms):
         raise ConfigError(f"etl.transforms names a stage twice: {', '.join(etl.transforms)}")
+    if etl.silver_dedup_days < 0:
+        raise ConfigError("etl.silver_dedup_days must be 0 (the same event day only) or more")
 
 
 def _check(settings: Settings) -> None:

@@ -224,14 +224,33 @@ def require_topic(bootstrap_servers: str, topic: str, client_options: dict[str, 
     return topics[topic]
 
 
-def create_topic(bootstrap_servers: str, topic: str, partitions: int = 4, exist_ok: bool = True) -> bool:
-    """Create ``topic`` (replication factor 1); return False when it already existed and ``exist_ok``."""
+# A topic's message.timestamp.type: whose clock its records' Kafka timestamps are. CreateTime (Kafka's default)
+# keeps the time the producer sets; LogAppendTime replaces it with the broker's time when the record is written.
+TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
+
+
+def create_topic(
+    bootstrap_servers: str,
+    topic: str,
+    partitions: int = 4,
+    exist_ok: bool = True,
+    timestamp_type: str | None = None,
+) -> bool:
+    """Create ``topic`` (replication factor 1); return False when it already existed and ``exist_ok``.
+
+    ``timestamp_type`` (one of :data:`TIMESTAMP_TYPES`) sets the topic's ``message.timestamp.type``; None
+    leaves the broker's default (CreateTime unless the broker sets ``log.message.timestamp.type``). An existing
+    topic is left as it is."""
+    if timestamp_type is not None and timestamp_type not in TIMESTAMP_TYPES:
+        raise ValueError(f"timestamp type must be one of {', '.join(TIMESTAMP_TYPES)}, got {timestamp_type!r}")
     admin = admin_client(bootstrap_servers)
     if topic in topic_partitions(admin, bootstrap_servers):
         if exist_ok:
             return False
         raise EnvironmentProblem(f"Kafka topic '{topic}' already exists at {bootstrap_servers}")
-    future = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic]
+    config = {"message.timestamp.type": timestamp_type} if timestamp_type else {}
+    new_topic = NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config)
+    future = admin.create_topics([new_topic])[topic]
     try:
         future.result(timeout=30)
     except KafkaException as error:

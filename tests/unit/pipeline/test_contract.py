@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from chispa import assert_df_equality
@@ -91,6 +92,8 @@ BOTH_FORMATS = dataclasses.replace(CONTRACT, extractors=("json", "kv"))
 
 def test_every_error_code_has_a_case():
     codes = {code for _, code in INVALID_CASES.values()} | {case[2] for case in FORMAT_CASES.values()}
+    # Its cases need Kafka timestamps of their own: test_an_event_ahead_of_the_job_clock_is_rejected...
+    codes.add(ErrorCode.EVENT_TIME_AHEAD_OF_JOB_CLOCK)
     assert codes == set(ErrorCode)
 
 
@@ -213,6 +216,96 @@ def test_future_tolerance_is_measured_from_the_kafka_timestamp(spark, kafka_rows
     ]
     parsed = kafka_rows(values, [kafka_time, kafka_time]).transform(parse_events, CONTRACT)
     assert [row.error_code for row in parsed.orderBy("offset").collect()] == [None, "EVENT_TIME_IN_FUTURE"]
+
+
+def test_the_future_message_names_whose_clock_the_kafka_timestamp_is(spark, kafka_rows):
+    raw = kafka_rows([encoded(event(timestamp="2026-01-01T12:06:00Z"))] * 3)
+    # timestampType as Spark's Kafka source gives it: 0 CreateTime, 1 LogAppendTime (2: none the source knows).
+    parsed = raw.withColumn("timestampType", F.col("offset").cast("int")).transform(parse_events, CONTRACT)
+    expected = "timestamp '2026-01-01T12:06:00Z' is more than 300 seconds after the record's Kafka timestamp" \
+        " 2026-01-01T12:00:00.000Z ({})"
+    assert [(row.error_code, row.error_message) for row in parsed.orderBy("offset").collect()] == [
+        ("EVENT_TIME_IN_FUTURE", expected.format("CreateTime: the producer's clock")),
+        ("EVENT_TIME_IN_FUTURE", expected.format("LogAppendTime: the broker's clock")),
+        ("EVENT_TIME_IN_FUTURE", expected.format("timestamp type unknown")),
+    ]
+
+
+def iso(moment: datetime) -> str:
+    """A naive UTC datetime as an event's timestamp, to the second."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# A producer whose clock runs far ahead writes it into each record's Kafka timestamp (CreateTime): an event
+# time just as far ahead passes the Kafka-timestamp bound.
+FORGED_KAFKA_TIME = datetime(2100, 1, 1, 12, 0)
+
+
+def test_an_event_ahead_of_the_job_clock_is_rejected_whatever_its_kafka_timestamp(spark, kafka_rows):
+    now = datetime.now(UTC).replace(tzinfo=None)
+    times = [FORGED_KAFKA_TIME, now + timedelta(minutes=6), now + timedelta(minutes=4)]
+    raw = kafka_rows([encoded(event(timestamp=iso(moment))) for moment in times], times)
+
+    rows = raw.transform(parse_events, CONTRACT).orderBy("offset").collect()
+    assert [row.error_code for row in rows] == ["EVENT_TIME_AHEAD_OF_JOB_CLOCK"] * 2 + [None]
+    assert rows[0].error_stage == "contract"
+    message = re.fullmatch(
+        r"timestamp '2100-01-01T12:00:00Z' is more than 300 seconds after the job's clock (\S+)"
+        r" \(the micro-batch's time\)",
+        rows[0].error_message,
+    )
+    assert message, rows[0].error_message
+    job_time = datetime.fromisoformat(message.group(1)).astimezone(UTC).replace(tzinfo=None)
+    assert now - timedelta(seconds=1) <= job_time <= datetime.now(UTC).replace(tzinfo=None)
+
+    # The bound is contract.max_event_time_ahead_of_job.
+    a_day = dataclasses.replace(CONTRACT, max_event_time_ahead_of_job=timedelta(days=1))
+    assert [row.error_code for row in raw.transform(parse_events, a_day).orderBy("offset").collect()] == [
+        "EVENT_TIME_AHEAD_OF_JOB_CLOCK", None, None
+    ]
+
+
+def test_a_batch_run_again_after_a_crash_judges_by_the_time_in_its_offset_log(spark, kafka_rows, tmp_path):
+    # A micro-batch's current_timestamp() is the time Spark wrote into the offset log with its offsets: a batch
+    # run again must sort its records as the first run did, or a replay after a crash writes other rows.
+    kafka_rows([encoded(event(timestamp=iso(FORGED_KAFKA_TIME)))], [FORGED_KAFKA_TIME]).write.parquet(
+        str(tmp_path / "source")
+    )
+    checkpoint = tmp_path / "checkpoint"
+
+    def run() -> list[tuple]:
+        seen: list[tuple] = []
+        stream = spark.readStream.schema(spark.read.parquet(str(tmp_path / "source")).schema)
+        query = (
+            stream.parquet(str(tmp_path / "source"))
+            .transform(parse_events, CONTRACT)
+            .writeStream.foreachBatch(
+                lambda batch, batch_id: seen.extend(
+                    (batch_id, row.error_code, row.error_message) for row in batch.collect()
+                )
+            )
+            .option("checkpointLocation", str(checkpoint))
+            .trigger(availableNow=True)
+            .start()
+        )
+        query.awaitTermination()
+        return seen
+
+    first = run()
+    # The crash: batch 0 is in the offset log but not in the commit log, so the next start runs it again.
+    for name in ("0", ".0.crc"):
+        (checkpoint / "commits" / name).unlink()
+    again = run()
+
+    batch_ms = json.loads((checkpoint / "offsets" / "0").read_text().splitlines()[1])["batchTimestampMs"]
+    batch_time = datetime.fromtimestamp(batch_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    expected = (
+        0,
+        "EVENT_TIME_AHEAD_OF_JOB_CLOCK",
+        f"timestamp '{iso(FORGED_KAFKA_TIME)}' is more than 300 seconds after the job's clock {batch_time}"
+        " (the micro-batch's time)",
+    )
+    assert first == again == [expected]
 
 
 @pytest.mark.parametrize("versions, expected", [(("1",), "UNKNOWN_SCHEMA_VERSION"), (("1", "2"), None)])

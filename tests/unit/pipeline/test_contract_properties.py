@@ -33,8 +33,11 @@ from pyspark.sql import functions as F
 from eventlake.pipeline.contract import REQUIRED_STRING_FIELDS, ErrorCode, parse_events
 from eventlake.runtime.config import ContractSettings
 
-DEFAULT = ContractSettings()
-SMALL = ContractSettings(max_record_bytes=500)
+# Kafka times here run to 2200, and a valid event may be ahead of its own: the bound against the job's clock
+# (today) must not reject those. tests/unit/pipeline/test_contract.py tests that bound.
+NO_JOB_CLOCK_BOUND = timedelta(days=366 * 300)
+DEFAULT = ContractSettings(max_event_time_ahead_of_job=NO_JOB_CLOCK_BOUND)
+SMALL = ContractSettings(max_record_bytes=500, max_event_time_ahead_of_job=NO_JOB_CLOCK_BOUND)
 KAFKA_TIME = datetime(2026, 1, 1, 12, 0)  # naive datetimes are UTC: the test session runs with TZ=UTC
 EPOCH = datetime(1970, 1, 1)
 LATEST_KAFKA_TIME = datetime(2200, 1, 1)
@@ -633,7 +636,7 @@ def future_events(draw, tolerance: timedelta):
 @TARGETED
 @given(data=st.data(), tolerance=AHEAD_TOLERANCES)
 def test_event_times_beyond_the_tolerance_are_in_the_future(kafka_rows, data, tolerance):
-    contract = ContractSettings(max_event_time_ahead=tolerance)
+    contract = ContractSettings(max_event_time_ahead=tolerance, max_event_time_ahead_of_job=NO_JOB_CLOCK_BOUND)
     future = data.draw(st.lists(future_events(tolerance), min_size=15, max_size=60), label="future")
     # Exactly at the tolerance is still accepted.
     at_limit = data.draw(

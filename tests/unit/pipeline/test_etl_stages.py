@@ -175,3 +175,15 @@ def test_silver_keeps_valid_events_once_without_raw_or_error_columns(spark):
     assert [row.event_id for row in silver.collect()] == ["e-1"]
     assert not {"data", "error_code", "error_message", "error_stage", "timestamp"} & set(silver.columns)
     assert "kafka_timestamp" in silver.columns
+
+
+@pytest.mark.parametrize("later_first", [True, False])
+def test_silver_keeps_the_copy_with_the_earliest_event_time_whatever_the_order(spark, later_first):
+    # One id on two event days in one batch: the earliest copy, whichever comes first; on a tie, the first in Kafka.
+    copies = [(T.replace(day=2, hour=0), 0), (T, 1), (T, 2)]
+    frame = spark.createDataFrame(
+        [("e-1", time, "web", "click", "u", "{}", None, None, None, offset)
+         for time, offset in (copies if later_first else copies[::-1])],
+        f"{ROWS_SCHEMA}, offset long",
+    ).withColumn("timestamp", F.lit(T))
+    assert [(row.event_time, row.offset) for row in frame.transform(to_silver).collect()] == [(T, 1)]

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import shutil
+from datetime import date
 
 import pytest
 from pyspark.errors import AnalysisException
 
-from eventlake.pipeline.sinks import BatchWriter, batch_writer_id, pending_batch
+from eventlake.pipeline.sinks import BatchWriter, batch_writer_id, day_ranges, pending_batch
 from eventlake.runtime.storage_checks import claim_checkpoint
 
 
@@ -34,3 +35,18 @@ def test_a_query_started_over_writes_its_first_batch_when_it_runs_again(spark, t
             writer.append(clashing, table, 0)  # as if it failed after its commit: the retry looks first
     writer.append(new_rows, table, 0)
     assert sorted(row.s for row in spark.read.format("delta").load(table).collect()) == ["new run", "old run"]
+
+
+def test_silver_is_searched_within_the_bound_of_each_day_of_a_batch_and_not_between():
+    days = [date(2026, 1, 2), date(2026, 1, 1), date(2026, 1, 2), date(2025, 12, 1), date(2026, 1, 5)]
+    assert day_ranges(days, 1) == [
+        (date(2025, 11, 30), date(2025, 12, 2)),  # a stray old event: its own range, not every day since
+        (date(2025, 12, 31), date(2026, 1, 6)),  # ranges that meet or overlap become one
+    ]
+    assert day_ranges(days, 0) == [
+        (date(2025, 12, 1), date(2025, 12, 1)),
+        (date(2026, 1, 1), date(2026, 1, 2)),
+        (date(2026, 1, 5), date(2026, 1, 5)),
+    ]
+    assert day_ranges([date(9999, 12, 31)], 10**10) == [(date.min, date.max)]
+    assert day_ranges([], 1) == []

@@ -119,6 +119,18 @@ def test_mistakes_in_a_file_name_the_dotted_key_of_nested_tables(tmp_path, text,
         load_settings(config)
 
 
+def test_the_bound_against_the_job_clock_is_a_contract_duration(tmp_path):
+    assert load_settings(LOCAL).contract.max_event_time_ahead_of_job == timedelta(minutes=5)
+    config = tmp_path / "empty.toml"
+    config.write_text("")
+    assert load_settings(config).contract.max_event_time_ahead_of_job == timedelta(minutes=5)  # the default
+    settings = load_settings(LOCAL, ["contract.max_event_time_ahead_of_job=30 seconds"])
+    assert settings.contract.max_event_time_ahead_of_job == timedelta(seconds=30)
+    message = "config key 'contract.max_event_time_ahead_of_job': not a duration"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(LOCAL, ["contract.max_event_time_ahead_of_job=soon"])
+
+
 def test_values_written_as_text_are_read_as_their_type(tmp_path):
     config = tmp_path / "text.toml"
     config.write_text(
@@ -153,6 +165,7 @@ def test_secrets_come_from_the_environment(monkeypatch):
 
 def test_the_etl_section_loads_typed():
     etl = load_settings(LOCAL).etl
+    assert etl.silver_dedup_days == 1 and load_settings(LOCAL, ["etl.silver_dedup_days=3"]).etl.silver_dedup_days == 3
     contract = load_settings(LOCAL).contract
     assert contract.extractors == ("json", "kv") and contract.default_format == "json"
     assert etl.transforms == ("normalise", "promote_fields", "enrich", "mask_pii")
@@ -169,6 +182,8 @@ def test_the_etl_section_loads_typed():
         ("contract.default_format=kv", None),
         ("contract.extractors=['json']", None),
         ("etl.enrich.on_miss=drop", "etl.enrich.on_miss: 'drop' is not one of keep, dead_letter"),
+        ("etl.silver_dedup_days=-1", "etl.silver_dedup_days must be 0 (the same event day only) or more"),
+        ("etl.silver_dedup_days=0", None),
         ("retry.max_attempts=0", "retry.max_attempts must be at least 1"),
         ("etl.trigger=soon", "etl.trigger must be 'availableNow' or an interval"),
         ("contract.schema_versions=['1', '7']", "contract.schema_versions: '7' is not one of 1, 2"),
