@@ -22,6 +22,7 @@ from eventlake.pipeline.analytics import WINDOWS_TABLE
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.etl import BRONZE_TABLE, SILVER_TABLE
 from eventlake.pipeline.intake import INTAKE_TABLE
+from eventlake.pipeline.job_tables import EVERY_JOB_TABLES, read_every_job
 from eventlake.runtime.config import SparkSettings
 from eventlake.runtime.session import build_spark_session
 
@@ -36,15 +37,30 @@ SUMS = {
 
 
 def table_totals(spark: SparkSession, tables_root: str) -> dict[str, dict[str, int]]:
-    """Per table found under ``tables_root``: its sums in :data:`SUMS` (intake summed over all jobs)."""
+    """Per table found under ``tables_root``: its sums in :data:`SUMS` (the tables every job keeps, such as
+    ``intake_batches``, summed over all jobs)."""
+    found = _delta_tables(tables_root)
     totals = {}
     for table, sums in SUMS.items():
-        path = os.path.join(tables_root, table)
-        if os.path.isdir(os.path.join(path, "_delta_log")):
+        rows = read_every_job(spark, found, table) if table in EVERY_JOB_TABLES else None
+        if table in found and table not in EVERY_JOB_TABLES:
+            rows = spark.read.format("delta").load(found[table])
+        if rows is not None:
             sums_of = [F.sum(F.col(column) if column else F.lit(1)).alias(name) for name, column in sums.items()]
-            row = spark.read.format("delta").load(path).agg(*sums_of).first()
+            row = rows.agg(*sums_of).first()
             totals[table] = {name: int(row[name] or 0) for name in sums}
     return totals
+
+
+def _delta_tables(tables_root: str) -> dict[str, str]:
+    """Name -> path of the Delta tables in the local folder ``tables_root``."""
+    if not os.path.isdir(tables_root):
+        return {}
+    return {
+        name: os.path.join(tables_root, name)
+        for name in sorted(os.listdir(tables_root))
+        if os.path.isdir(os.path.join(tables_root, name, "_delta_log"))
+    }
 
 
 BATCH_COLUMNS = (
@@ -54,13 +70,13 @@ BATCH_COLUMNS = (
 
 
 def query_batches(spark: SparkSession, tables_root: str) -> dict[str, list[dict]]:
-    """Every batch of every query in ``pipeline_metrics`` under ``tables_root``, in batch order (times in
-    seconds since the epoch)."""
-    path = os.path.join(tables_root, METRICS_TABLE)
-    if not os.path.isdir(os.path.join(path, "_delta_log")):
+    """Every batch of every query in the jobs' ``pipeline_metrics`` under ``tables_root``, in batch order
+    (times in seconds since the epoch)."""
+    metrics = read_every_job(spark, _delta_tables(tables_root), METRICS_TABLE)
+    if metrics is None:
         return {}
     rows = (
-        spark.read.format("delta").load(path).dropDuplicates(["query_id", "batch_id"])
+        metrics.dropDuplicates(["query_id", "batch_id"])
         .select("query_name", *BATCH_COLUMNS).orderBy("query_name", "batch_id").collect()
     )
     batches: dict[str, list[dict]] = {}

@@ -16,12 +16,23 @@ from pyspark.sql import functions as F
 from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.ops.reconcile import reconcile
 from eventlake.pipeline import analytics
-from eventlake.pipeline.analytics import EVENTS_TABLE, WINDOW_COLUMNS, WINDOWS_TABLE, analytics_queries
+from eventlake.pipeline.analytics import (
+    EVENTS_TABLE,
+    WINDOW_BATCHES_TABLE,
+    WINDOW_COLUMNS,
+    WINDOWS_TABLE,
+    analytics_queries,
+)
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.intake import INTAKE_TABLE
+from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, send, venv_environment
+
+ANALYTICS_DEAD_LETTERS = job_table("analytics", DEAD_LETTERS_TABLE)
+ANALYTICS_INTAKE = job_table("analytics", INTAKE_TABLE)
+ANALYTICS_METRICS = job_table("analytics", METRICS_TABLE)
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +70,7 @@ def read_table(spark, settings, table):
 
 
 def dead_letter_rows(spark, settings) -> list[tuple]:
-    rows = read_table(spark, settings, DEAD_LETTERS_TABLE).collect()
+    rows = read_table(spark, settings, ANALYTICS_DEAD_LETTERS).collect()
     return sorted((row.partition, row.offset, bytes(row.raw_value or b""), row.error_code) for row in rows)
 
 
@@ -124,28 +135,27 @@ def test_windows_and_dead_letters_across_two_runs_on_one_checkpoint(spark, job_s
             (invalid[2].partition, invalid[2].offset, b"", "EMPTY_VALUE"),
         ]
     )
-    dead = read_table(spark, job_settings, DEAD_LETTERS_TABLE)
+    dead = read_table(spark, job_settings, ANALYTICS_DEAD_LETTERS)
     assert sorted((row.error_code, row.stage, row.job, row.topic) for row in dead.collect()) == [
         ("EMPTY_VALUE", "extract", "analytics", fresh_topic),
         ("MISSING_FIELD", "contract", "analytics", fresh_topic),
         ("NOT_JSON", "extract", "analytics", fresh_topic),
     ]
 
-    # The metrics account for every valid event (the windows read the 13 the intake found valid): the
-    # duplicates e1 (same batch) and e7 (across runs), the late e8.
-    metrics = read_table(spark, job_settings, METRICS_TABLE)
-    windows_metrics = metrics.where("query_name = 'analytics_windows'").groupBy().agg(
+    # The windows query's own figures, one row per batch that read events, account for every valid event (it
+    # read the 13 the intake found valid): the duplicates e1 (same batch) and e7 (across runs), the late e8.
+    figures = read_table(spark, job_settings, WINDOW_BATCHES_TABLE).groupBy().agg(
         F.sum("input_rows").alias("read"), F.sum("dropped_duplicates").alias("duplicates"),
         F.sum("dropped_late").alias("late"), F.count("*").alias("batches"),
         F.countDistinct("batch_id").alias("distinct_batches"),
     ).first()
-    assert (windows_metrics.read, windows_metrics.duplicates, windows_metrics.late) == (13, 2, 1)
-    assert windows_metrics.batches == windows_metrics.distinct_batches
+    assert (figures.read, figures.duplicates, figures.late) == (13, 2, 1)
+    assert figures.batches == figures.distinct_batches
 
     # A third run with nothing new changes nothing.
     run_analytics(spark, job_settings)
     assert read_table(spark, job_settings, WINDOWS_TABLE).count() == len(expected_all)
-    assert read_table(spark, job_settings, DEAD_LETTERS_TABLE).count() == 3
+    assert read_table(spark, job_settings, ANALYTICS_DEAD_LETTERS).count() == 3
 
     # Every record is accounted for; e11 waits in the open 10:50 window.
     figures = reconcile(spark, job_settings.storage)
@@ -153,10 +163,14 @@ def test_windows_and_dead_letters_across_two_runs_on_one_checkpoint(spark, job_s
     assert (figures.read, figures.valid, figures.dead_letters) == (16, 13, 3)
     assert (figures.counted, figures.pending, figures.duplicates, figures.late) == (9, 1, 2, 1)
 
+    # The reconciliation does not rely on pipeline_metrics (written after each batch, lost when a job dies
+    # before its next write): without it, the run still reconciles.
+    shutil.rmtree(job_settings.storage.table_path(ANALYTICS_METRICS))
+    assert reconcile(spark, job_settings.storage).problems() == []
+
     # A lost dead letter is caught, by the library and by the script's exit code.
-    spark.sql(
-        f"DELETE FROM delta.`{job_settings.storage.table_path(DEAD_LETTERS_TABLE)}` WHERE error_code = 'EMPTY_VALUE'"
-    )
+    dead_letters_path = job_settings.storage.table_path(ANALYTICS_DEAD_LETTERS)
+    spark.sql(f"DELETE FROM delta.`{dead_letters_path}` WHERE error_code = 'EMPTY_VALUE'")
     assert "records read 16 != valid 13 + dead letters 2" in reconcile(spark, job_settings.storage).problems()
     result = subprocess.run(
         [sys.executable, "-m", "eventlake.ops.reconcile",
@@ -165,6 +179,17 @@ def test_windows_and_dead_letters_across_two_runs_on_one_checkpoint(spark, job_s
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "DOES NOT ADD UP: records read 16 != valid 13 + dead letters 2" in result.stdout
+
+    # A batch without its figures is caught, in either query: the windows query's chain of offsets breaks, the
+    # intake's batch numbers have a hole.
+    windows_batches = job_settings.storage.table_path(WINDOW_BATCHES_TABLE)
+    [first_windows_batch] = spark.read.format("delta").load(windows_batches).agg(F.min("batch_id")).first()
+    spark.sql(f"DELETE FROM delta.`{windows_batches}` WHERE batch_id = {first_windows_batch}")
+    problems = reconcile(spark, job_settings.storage).problems()
+    assert any(f"{WINDOW_BATCHES_TABLE} lacks the batches" in problem for problem in problems), problems
+    spark.sql(f"DELETE FROM delta.`{job_settings.storage.table_path(ANALYTICS_INTAKE)}` WHERE batch_id = 0")
+    problems = reconcile(spark, job_settings.storage).problems()
+    assert any(f"{ANALYTICS_INTAKE} lacks batches 0 of analytics_intake-" in problem for problem in problems), problems
 
 
 def test_spark_submit_runs_the_job_end_to_end(spark, job_settings, kafka_bootstrap, fresh_topic, tmp_path):
@@ -195,9 +220,9 @@ def test_spark_submit_runs_the_job_end_to_end(spark, job_settings, kafka_bootstr
     assert_df_equality(
         windows, spark.createDataFrame([(at(0), at(5), "click", 1, 1)], WINDOWS_SCHEMA), ignore_nullable=True
     )
-    assert [row.error_code for row in read_table(spark, job_settings, DEAD_LETTERS_TABLE).collect()] == ["NOT_JSON"]
+    assert [row.error_code for row in read_table(spark, job_settings, ANALYTICS_DEAD_LETTERS).collect()] == ["NOT_JSON"]
     assert SECRET not in result.stdout + result.stderr
-    for table in (WINDOWS_TABLE, DEAD_LETTERS_TABLE, METRICS_TABLE):
+    for table in (WINDOWS_TABLE, ANALYTICS_DEAD_LETTERS, ANALYTICS_METRICS):
         assert SECRET not in str(read_table(spark, job_settings, table).collect())
 
 
@@ -273,10 +298,10 @@ def test_a_job_started_over_on_new_checkpoints_writes_every_new_record(
 
     events = {row.event_id for row in read_table(spark, job_settings, EVENTS_TABLE).collect()}
     assert {"new-1", "new-2"} <= events
-    dead_letters = read_table(spark, job_settings, DEAD_LETTERS_TABLE).select("partition", "offset").collect()
+    dead_letters = read_table(spark, job_settings, ANALYTICS_DEAD_LETTERS).select("partition", "offset").collect()
     assert {(record.partition, record.offset) for record in new[2:]} <= {tuple(row) for row in dead_letters}
     # The new checkpoints read the topic from the start: the old records are counted again, in the new run.
-    intake = read_table(spark, job_settings, INTAKE_TABLE).agg(F.sum("records")).first()[0]
+    intake = read_table(spark, job_settings, ANALYTICS_INTAKE).agg(F.sum("records")).first()[0]
     assert intake == len(old) + len(old) + len(new)
 
 

@@ -25,11 +25,15 @@ from eventlake.local.producer import generate_records, send_records
 from eventlake.ops.reconcile import reconcile
 from eventlake.pipeline.analytics import JOB, WINDOWS_TABLE, analytics_queries
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.config import StorageSettings
 from eventlake.runtime.kafka_admin import create_topic
 from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, venv_environment
+
+ANALYTICS_DEAD_LETTERS = job_table("analytics", DEAD_LETTERS_TABLE)
+
 
 # Which writer and batch wrote a row: batches differ between two runs of the same stream.
 BATCH_COLUMNS = ("writer_id", "batch_id")
@@ -125,8 +129,8 @@ def test_the_job_rides_through_a_broker_outage(spark, job_settings, tmp_path):
         ignore_row_order=True, ignore_nullable=True,
     )
     assert_df_equality(
-        table(storage.tables_root, DEAD_LETTERS_TABLE, "ingested_at", *BATCH_COLUMNS),
-        table(reference_settings.storage.tables_root, DEAD_LETTERS_TABLE, "ingested_at", *BATCH_COLUMNS),
+        table(storage.tables_root, ANALYTICS_DEAD_LETTERS, "ingested_at", *BATCH_COLUMNS),
+        table(reference_settings.storage.tables_root, ANALYTICS_DEAD_LETTERS, "ingested_at", *BATCH_COLUMNS),
         ignore_row_order=True, ignore_nullable=True,
     )
     # The intake accounts for every record. (The killed run may not have recorded the metrics of its last

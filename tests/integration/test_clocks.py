@@ -15,9 +15,13 @@ from eventlake.local.producer import ProducedRecord, producer_config, send_recor
 from eventlake.pipeline.analytics import EVENTS_TABLE, analytics_queries
 from eventlake.pipeline.contract import parse_events
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.config import ContractSettings
 from eventlake.runtime.kafka_admin import create_topic
 from eventlake.runtime.runner import run_queries
+
+ANALYTICS_DEAD_LETTERS = job_table("analytics", DEAD_LETTERS_TABLE)
+
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +76,7 @@ def test_on_a_log_append_time_topic_a_forged_producer_clock_no_longer_counts(spa
     assert [row.event_id for row in events] == ["on-time"]
     # The broker's time, not the 2100 the producer wrote.
     assert sent - timedelta(seconds=5) <= events[0].kafka_timestamp <= received
-    (dead,) = spark.read.format("delta").load(settings.storage.table_path(DEAD_LETTERS_TABLE)).collect()
+    (dead,) = spark.read.format("delta").load(settings.storage.table_path(ANALYTICS_DEAD_LETTERS)).collect()
     assert sent - timedelta(seconds=5) <= dead.kafka_timestamp <= received
     assert (dead.error_code, dead.stage, json.loads(dead.raw_value)["event_id"]) == (
         "EVENT_TIME_IN_FUTURE", "contract", "forged"

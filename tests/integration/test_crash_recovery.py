@@ -13,7 +13,8 @@ c) between batches: right after a new ``commits/N``, before ``offsets/N+1``.
 
 After each kill the same command restarts on the same checkpoints; after the last one (and the end of the
 stream) an ``availableNow`` run drains the backlog and stops. A reference run that never failed reads the
-same topic with its own tables and checkpoints; both must have the same rows.
+same topic with its own tables and checkpoints; both must have the same rows, and the killed run's
+accounting must reconcile.
 
 The stream has no late events: which events are late depends on micro-batch boundaries, and those differ
 between the two runs. Duplicates, out-of-order events and malformed records do not.
@@ -40,12 +41,16 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from eventlake.local.producer import ProducedRecord, generate_records, send_records
+from eventlake.ops.reconcile import reconcile
 from eventlake.pipeline.analytics import JOB, WINDOWS_TABLE, analytics_queries
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.config import Settings, StorageSettings
 from eventlake.runtime.runner import run_plan
 
 from .helpers import PROJECT_ROOT, venv_environment
+
+ANALYTICS_DEAD_LETTERS = job_table("analytics", DEAD_LETTERS_TABLE)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -416,8 +421,8 @@ def test_killed_and_restarted_job_writes_the_same_tables_as_one_that_never_faile
     report = kill_report()
     expected_windows = _table(spark, reference, WINDOWS_TABLE)
     actual_windows = _table(spark, crashed, WINDOWS_TABLE)
-    expected_dead = _table(spark, reference, DEAD_LETTERS_TABLE).select(DEAD_LETTER_COLUMNS)
-    actual_dead = _table(spark, crashed, DEAD_LETTERS_TABLE).select(DEAD_LETTER_COLUMNS)
+    expected_dead = _table(spark, reference, ANALYTICS_DEAD_LETTERS).select(DEAD_LETTER_COLUMNS)
+    actual_dead = _table(spark, crashed, ANALYTICS_DEAD_LETTERS).select(DEAD_LETTER_COLUMNS)
 
     twice = actual_windows.groupBy("window_start", "event_type").count().where(F.col("count") > 1).collect()
     assert not twice, f"windows written more than once: {twice}\n{report}"
@@ -429,3 +434,8 @@ def test_killed_and_restarted_job_writes_the_same_tables_as_one_that_never_faile
     malformed = sum(record.kind.startswith("malformed") for record in records)
     assert expected_dead.count() == malformed, f"the reference run has not every malformed record\n{report}"
     _assert_equal(actual_dead, expected_dead, report)
+
+    # The accounting survived the kills too: every batch of both queries has its figures, once, and they add up.
+    figures = reconcile(spark, crashed.storage)
+    assert figures.problems() == [], f"{figures.table()}\n{figures.problems()}\n{report}"
+    assert figures.read == len(records), f"{figures.table()}\n{report}"

@@ -21,10 +21,15 @@ from eventlake.pipeline.contract import CONTENT_TYPE_HEADER
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.etl import BRONZE_TABLE, SILVER_TABLE, etl_queries
 from eventlake.pipeline.intake import INTAKE_TABLE
+from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.config import ConfigError, load_settings
 from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, send
+
+ETL_DEAD_LETTERS = job_table("etl", DEAD_LETTERS_TABLE)
+ETL_INTAKE = job_table("etl", INTAKE_TABLE)
+ETL_METRICS = job_table("etl", METRICS_TABLE)
 
 pytestmark = pytest.mark.integration
 
@@ -138,7 +143,7 @@ def test_bronze_silver_and_dead_letters_from_two_formats_and_two_versions(
     )
     assert "data" not in silver.columns and "value" not in silver.columns
 
-    dead = read_table(spark, job_settings, DEAD_LETTERS_TABLE)
+    dead = read_table(spark, job_settings, ETL_DEAD_LETTERS)
     assert sorted((row.offset, row.partition, row.error_code, row.stage) for row in dead.collect()) == sorted(
         (record.offset, record.partition, code, stage)
         for record, (code, stage) in zip(
@@ -148,7 +153,7 @@ def test_bronze_silver_and_dead_letters_from_two_formats_and_two_versions(
             strict=True,
         )
     )
-    intake = read_table(spark, job_settings, INTAKE_TABLE).groupBy().agg(
+    intake = read_table(spark, job_settings, ETL_INTAKE).groupBy().agg(
         F.sum("records").alias("records"), F.sum("valid").alias("valid"), F.sum("invalid").alias("invalid")
     ).first()
     assert (intake.records, intake.valid, intake.invalid) == (10, 5, 5)
@@ -169,14 +174,14 @@ def test_bronze_silver_and_dead_letters_from_two_formats_and_two_versions(
     assert sorted((row.event_id, row.coupon, row.category) for row in coupon_rows) == [
         ("j1", None, "bags"), ("j3", "WINTER", "home"),
     ]
-    assert read_table(spark, job_settings, DEAD_LETTERS_TABLE).count() == 5
+    assert read_table(spark, job_settings, ETL_DEAD_LETTERS).count() == 5
 
 
 def test_back_pressure_bounds_every_batch(spark, job_settings, kafka_bootstrap, fresh_topic):
     send(kafka_bootstrap, fresh_topic, [json_event(f"e{n}", f"u{n % 3}") for n in range(23)])
     run_etl(spark, etl_settings(job_settings, "kafka.max_offsets_per_trigger=5", "etl.transforms=[\"normalise\"]"))
 
-    metrics = read_table(spark, job_settings, METRICS_TABLE).where("job = 'etl'")
+    metrics = read_table(spark, job_settings, ETL_METRICS).where("job = 'etl'")
     sizes = [row.input_rows for row in metrics.where(F.col("query_name") == "etl_ingest").orderBy("batch_id").collect()]
     assert sum(sizes) == 23 and max(sizes) <= 5 and len(sizes) >= 5, sizes
     assert read_table(spark, job_settings, SILVER_TABLE).count() == 23
@@ -226,8 +231,8 @@ def test_a_failing_write_is_retried_then_stops_the_job_and_a_restart_resumes_exa
         *(f"e{n}" for n in range(6)), "first"
     ]
     assert read_table(spark, job_settings, BRONZE_TABLE).count() == 1 + len(next_day)
-    assert [row.error_code for row in read_table(spark, job_settings, DEAD_LETTERS_TABLE).collect()] == ["NOT_JSON"]
-    assert read_table(spark, job_settings, INTAKE_TABLE).groupBy().sum("records").first()[0] == 1 + len(next_day)
+    assert [row.error_code for row in read_table(spark, job_settings, ETL_DEAD_LETTERS).collect()] == ["NOT_JSON"]
+    assert read_table(spark, job_settings, ETL_INTAKE).groupBy().sum("records").first()[0] == 1 + len(next_day)
 
 
 def _script_arguments(job_settings, overrides) -> list[str]:
@@ -268,6 +273,7 @@ def start_etl_script(job_settings, stderr, *overrides):
         (["etl.transforms=['normalise', 'dedupe']"], "cannot run: unknown ETL stage 'dedupe'"),
     ],
 )
+
 def test_stages_that_cannot_run_stop_the_job_at_start(spark, job_settings, overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         etl_queries(spark, etl_settings(job_settings, *overrides))

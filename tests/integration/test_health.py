@@ -11,10 +11,14 @@ from eventlake.ops import health
 from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.pipeline.analytics import analytics_queries
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.runner import run_queries
 
 from .helpers import send
 from .test_analytics_job import event, read_table
+
+ANALYTICS_DEAD_LETTERS = job_table("analytics", DEAD_LETTERS_TABLE)
+ANALYTICS_METRICS = job_table("analytics", METRICS_TABLE)
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +39,7 @@ def test_the_report_prints_the_tables_figures_and_draws_the_charts(
 
     # The listener's rows are the queries' own progress reports, batch for batch.
     recorded = {
-        (row.query_id, row.batch_id): row for row in read_table(spark, job_settings, METRICS_TABLE).collect()
+        (row.query_id, row.batch_id): row for row in read_table(spark, job_settings, ANALYTICS_METRICS).collect()
     }
     progress = [report for query in queries for report in query.recentProgress]
     assert progress and len(recorded) == len(progress)
@@ -51,11 +55,11 @@ def test_the_report_prints_the_tables_figures_and_draws_the_charts(
     printed = capsys.readouterr().out
 
     # The figures printed are the tables' figures.
-    metrics = read_table(spark, job_settings, METRICS_TABLE).dropDuplicates(["query_id", "batch_id"])
+    metrics = read_table(spark, job_settings, ANALYTICS_METRICS).dropDuplicates(["query_id", "batch_id"])
     intake = metrics.where("query_name = 'analytics_intake'").agg(
         F.sum("input_rows"), F.sum("dead_letters"), F.count("*")
     ).first()
-    dead_letters = read_table(spark, job_settings, DEAD_LETTERS_TABLE).count()
+    dead_letters = read_table(spark, job_settings, ANALYTICS_DEAD_LETTERS).count()
     assert (intake[0], intake[1], dead_letters) == (6, 3, 3)  # the listener's dead_letters match the table
     assert f"analytics_intake: {intake[2]} batches, 6 rows read," in printed
     assert (

@@ -11,10 +11,15 @@ from pyspark.errors import AnalysisException
 from eventlake.pipeline.analytics import analytics_queries
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.intake import INTAKE_TABLE
+from eventlake.pipeline.job_tables import job_table
 from eventlake.pipeline.sinks import BatchWriter, batch_writer_id, pending_batch
 from eventlake.runtime.runner import run_plan
 
 from .helpers import send
+
+ANALYTICS_DEAD_LETTERS = job_table("analytics", DEAD_LETTERS_TABLE)
+ANALYTICS_INTAKE = job_table("analytics", INTAKE_TABLE)
+
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +84,7 @@ def test_a_replayed_intake_batch_changes_nothing(spark, job_settings, kafka_boot
     send(kafka_bootstrap, fresh_topic, [(b"k", b"not json"), (b"k", b"[]"), (None, b"")] * 3)
     run_plan(analytics_queries(spark, job_settings))
     storage = job_settings.storage
-    dead_letters_path, intake_path = storage.table_path(DEAD_LETTERS_TABLE), storage.table_path(INTAKE_TABLE)
+    dead_letters_path, intake_path = storage.table_path(ANALYTICS_DEAD_LETTERS), storage.table_path(ANALYTICS_INTAKE)
     before = table_rows(spark, dead_letters_path, "ingested_at"), table_rows(spark, intake_path)
     records = spark.read.format("delta").load(intake_path).agg({"records": "sum"}).first()[0]
     assert len(before[0]) == 9 and records == 9

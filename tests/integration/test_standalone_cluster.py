@@ -20,11 +20,14 @@ from eventlake.local.producer import generate_records, send_records
 from eventlake.ops.reconcile import reconcile
 from eventlake.pipeline.analytics import WINDOWS_TABLE, analytics_queries
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.config import Settings
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, venv_environment
+
+ANALYTICS_DEAD_LETTERS = job_table("analytics", DEAD_LETTERS_TABLE)
 
 pytestmark = pytest.mark.integration
 
@@ -127,10 +130,10 @@ def test_the_job_on_a_standalone_cluster_writes_what_it_writes_in_local_mode(
     local_windows = table(job_settings, WINDOWS_TABLE)
     assert local_windows.count() > 5
     assert_df_equality(table(on_cluster, WINDOWS_TABLE), local_windows, ignore_row_order=True)
-    local_dead = table(job_settings, DEAD_LETTERS_TABLE).select(DEAD_LETTER_COLUMNS)
+    local_dead = table(job_settings, ANALYTICS_DEAD_LETTERS).select(DEAD_LETTER_COLUMNS)
     assert local_dead.count() > 0
     assert_df_equality(
-        table(on_cluster, DEAD_LETTERS_TABLE).select(DEAD_LETTER_COLUMNS), local_dead, ignore_row_order=True
+        table(on_cluster, ANALYTICS_DEAD_LETTERS).select(DEAD_LETTER_COLUMNS), local_dead, ignore_row_order=True
     )
     local_figures, cluster_figures = reconcile(spark, job_settings.storage), reconcile(spark, on_cluster.storage)
     assert cluster_figures.problems() == []

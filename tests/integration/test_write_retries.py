@@ -17,12 +17,16 @@ from pyspark.sql import functions as F
 from eventlake.pipeline.analytics import EVENTS_TABLE, analytics_queries
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.intake import INTAKE_TABLE
+from eventlake.pipeline.job_tables import job_table
 from eventlake.pipeline.sinks import BatchWriter, insert_new_rows
 from eventlake.runtime.config import RetrySettings, load_settings
 from eventlake.runtime.retry import with_retries
 from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, send
+
+ANALYTICS_DEAD_LETTERS = job_table("analytics", DEAD_LETTERS_TABLE)
+ANALYTICS_INTAKE = job_table("analytics", INTAKE_TABLE)
 
 pytestmark = pytest.mark.integration
 
@@ -121,7 +125,7 @@ def test_the_analytics_intake_writes_are_retried_by_the_jobs_retry_policy(
     ]
     settings = load_settings(PROJECT_ROOT / "conf" / "local.toml", overrides)
     # An I/O error: a file stands where the intake counts' table must be created.
-    blocker = Path(storage.table_path(INTAKE_TABLE))
+    blocker = Path(storage.table_path(ANALYTICS_INTAKE))
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("in the way")
 
@@ -140,5 +144,5 @@ def test_the_analytics_intake_writes_are_retried_by_the_jobs_retry_policy(
     run_queries(spark, settings, "analytics", analytics_queries)
     read = spark.read.format("delta")
     assert event_ids(spark, storage.table_path(EVENTS_TABLE)) == ["a", "b"]
-    assert read.load(storage.table_path(DEAD_LETTERS_TABLE)).count() == 1
-    assert read.load(storage.table_path(INTAKE_TABLE)).groupBy().sum("records").first()[0] == 3
+    assert read.load(storage.table_path(ANALYTICS_DEAD_LETTERS)).count() == 1
+    assert read.load(storage.table_path(ANALYTICS_INTAKE)).groupBy().sum("records").first()[0] == 3

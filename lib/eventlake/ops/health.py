@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.ops.query import delta_tables
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.pipeline.job_tables import read_every_job
 from eventlake.runtime.config import ConfigError, StorageSettings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.session import build_spark_session
@@ -229,15 +230,14 @@ def _plot_dead_letters(axis: Axes, dead_letters: DataFrame | None) -> None:
 
 
 def _health_tables(spark: SparkSession, storage: StorageSettings) -> tuple[DataFrame, DataFrame | None]:
-    """``pipeline_metrics`` and ``dead_letters`` (None when no job has written one yet)."""
+    """Every job's ``pipeline_metrics`` and ``dead_letters`` (None when no job has written one yet)."""
     tables = delta_tables(spark, storage.tables_root)
-    if METRICS_TABLE not in tables:
+    metrics = read_every_job(spark, tables, METRICS_TABLE)
+    if metrics is None:
         raise EnvironmentProblem(
-            f"there is no {METRICS_TABLE} table under {storage.tables_root}: run a job first"
+            f"there is no {METRICS_TABLE} table of any job under {storage.tables_root}: run a job first"
         )
-    metrics = spark.read.format("delta").load(tables[METRICS_TABLE])
-    dead_letters = spark.read.format("delta").load(tables[DEAD_LETTERS_TABLE]) if DEAD_LETTERS_TABLE in tables else None
-    return metrics, dead_letters
+    return metrics, read_every_job(spark, tables, DEAD_LETTERS_TABLE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,9 +20,10 @@ from pyspark.sql.streaming import StreamingQueryListener
 
 from eventlake.ops.progress import kafka_lag
 from eventlake.pipeline.intake import DEAD_LETTER_ROWS
+from eventlake.pipeline.job_tables import PIPELINE_METRICS, job_table
 from eventlake.pipeline.sinks import rows_frame
 
-METRICS_TABLE = "pipeline_metrics"
+METRICS_TABLE = PIPELINE_METRICS
 
 METRICS_SCHEMA = (
     "job string, query_name string, query_id string, run_id string, batch_id long, batch_time timestamp,"
@@ -32,6 +33,11 @@ METRICS_SCHEMA = (
     " state_memory_bytes long, dropped_late long, dropped_duplicates long, windowed_rows long, kafka_lag long,"
     " dead_letters long"
 )
+
+
+def metrics_table(job: str) -> str:
+    """The name of ``job``'s metrics table, ``<job>_pipeline_metrics``."""
+    return job_table(job, METRICS_TABLE)
 
 
 def _timestamp(text: str | None) -> datetime | None:

@@ -1,4 +1,5 @@
-"""SQL over the Delta tables by name: every table under the configured tables root becomes a view.
+"""SQL over the Delta tables by name: every table under the configured tables root becomes a view, and the
+tables every job keeps (``dead_letters``, ``intake_batches``, ``pipeline_metrics``) one view each, of all jobs.
 
     scripts/query.sh "SELECT * FROM analytics_windows ORDER BY window_start"
     scripts/query.sh --tables
@@ -13,6 +14,12 @@ from collections.abc import Sequence
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 
+from eventlake.pipeline.job_tables import (
+    EVERY_JOB_TABLES,
+    job_table,
+    read_every_job,
+    shared_tables_of_earlier_versions,
+)
 from eventlake.runtime.config import ConfigError, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.session import build_spark_session, jvm_view
@@ -34,11 +41,31 @@ def delta_tables(spark: SparkSession, tables_root: str) -> dict[str, str]:
 
 
 def register_tables(spark: SparkSession, tables_root: str) -> dict[str, str]:
-    """Make each Delta table under ``tables_root`` queryable by its name (a temporary view)."""
+    """Make each Delta table under ``tables_root`` queryable by its name (a temporary view), and the tables
+    every job keeps by their common name: ``dead_letters`` holds the rows of ``analytics_dead_letters`` and
+    ``etl_dead_letters``. Returns the tables (name -> path)."""
     tables = delta_tables(spark, tables_root)
     for name, path in tables.items():
         spark.read.format("delta").load(path).createOrReplaceTempView(name)
+    for name in EVERY_JOB_TABLES:
+        every_job = read_every_job(spark, tables, name)
+        if name not in tables and every_job is not None:
+            every_job.createOrReplaceTempView(name)
     return tables
+
+
+def require_tables_of_this_version(spark: SparkSession, tables_root: str, job: str) -> None:
+    """Stop a job whose tables root holds the tables that earlier versions shared between the jobs: this
+    version writes each job's own (see :mod:`eventlake.pipeline.job_tables`)."""
+    shared = shared_tables_of_earlier_versions(delta_tables(spark, tables_root))
+    if shared:
+        own = ", ".join(job_table(job, name) for name in shared)
+        raise EnvironmentProblem(
+            f"{tables_root} holds {', '.join(shared)}, which earlier versions of eventlake shared between the jobs;"
+            f" this version writes each job's own ({own}), because two jobs committing to one Delta table can lose"
+            " a commit. Start on new storage.tables_root and storage.checkpoint_root folders"
+            " (docs/running.md, 'Upgrading')"
+        )
 
 
 def describe_tables(spark: SparkSession, tables: dict[str, str]) -> DataFrame:

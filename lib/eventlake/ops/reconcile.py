@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.ops.query import delta_tables
-from eventlake.pipeline.analytics import EVENTS_TABLE, JOB, WINDOWS_QUERY, WINDOWS_TABLE
+from eventlake.pipeline.analytics import EVENTS_TABLE, JOB, WINDOW_BATCHES_TABLE, WINDOWS_QUERY, WINDOWS_TABLE
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.intake import INTAKE_TABLE
+from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.config import ConfigError, StorageSettings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.session import build_spark_session
@@ -28,7 +28,8 @@ from eventlake.runtime.session import build_spark_session
 
 @dataclass(frozen=True)
 class Reconciliation:
-    """The figures of one job's run and the checks between them."""
+    """The figures of one job's run and the checks between them. ``unaccounted``: what is wrong with the
+    per-batch records themselves (a batch of a query without its row, a batch recorded twice)."""
 
     read: int
     valid: int
@@ -40,7 +41,7 @@ class Reconciliation:
     late: int
     counted: int
     sliding: bool
-    missing_metrics: tuple[int, ...]
+    unaccounted: tuple[str, ...] = ()
 
     @property
     def pending(self) -> int:
@@ -49,17 +50,14 @@ class Reconciliation:
 
     def problems(self) -> list[str]:
         """What does not add up; empty when the run reconciles."""
-        found = []
+        found = list(self.unaccounted)
         if self.read != self.valid + self.dead_letters:
             found.append(f"records read {self.read} != valid {self.valid} + dead letters {self.dead_letters}")
         if self.invalid != self.dead_letters:
-            found.append(f"invalid records {self.invalid} != rows in dead_letters {self.dead_letters}")
-        if self.missing_metrics:
-            found.append(
-                f"pipeline_metrics lacks batches {list(self.missing_metrics)} of {WINDOWS_QUERY} "
-                "(the job was stopped before it recorded them): duplicates and late counts are incomplete"
-            )
-        elif self.windows_read != self.valid:
+            found.append(f"invalid records {self.invalid} != rows in {JOB}_dead_letters {self.dead_letters}")
+        if self.unaccounted:
+            return found  # the sums would only repeat that batches are missing
+        if self.windows_read != self.valid:
             found.append(
                 f"{WINDOWS_QUERY} read {self.windows_read} events, the intake found {self.valid} valid: the windows "
                 f"have not caught up with {EVENTS_TABLE}; run the job to the end (availableNow) and reconcile again"
@@ -88,35 +86,94 @@ class Reconciliation:
                          for label, value in rows)
 
 
+def missing_batches(batches: Iterable[tuple[str, int]], table: str) -> list[str]:
+    """Problems with the batches ``(writer_id, batch_id)`` a query recorded, one row each, in ``table``:
+    every batch from 0 to a writer's last must be there, and once."""
+    per_writer: dict[str, list[int]] = {}
+    for writer_id, batch_id in batches:
+        per_writer.setdefault(writer_id, []).append(batch_id)
+    found = []
+    for writer_id, ids in sorted(per_writer.items()):
+        twice = sorted({batch for batch in ids if ids.count(batch) > 1})
+        if twice:
+            found.append(f"{table} holds batches {twice} of {writer_id} more than once")
+        missing = sorted(set(range(max(ids) + 1)) - set(ids))
+        if missing:
+            found.append(f"{table} lacks batches {_ranges(missing)} of {writer_id}: records not accounted for")
+    return found
+
+
+def broken_chains(batches: Iterable[tuple[str, int, str | None, str | None]], table: str) -> list[str]:
+    """Problems with the batches ``(writer_id, batch_id, start_offset, end_offset)`` a query recorded in
+    ``table``, where only batches that read something have a row: each writer's first batch starts at the
+    beginning (no offset), each next one where the one before ended, and none is recorded twice."""
+    per_writer: dict[str, list[tuple[int, str | None, str | None]]] = {}
+    for writer_id, batch_id, start, end in batches:
+        per_writer.setdefault(writer_id, []).append((batch_id, start, end))
+    found = []
+    for writer_id, rows in sorted(per_writer.items()):
+        rows.sort()
+        ids = [batch_id for batch_id, _, _ in rows]
+        twice = sorted({batch for batch in ids if ids.count(batch) > 1})
+        if twice:
+            found.append(f"{table} holds batches {twice} of {writer_id} more than once")
+            continue
+        previous_end, previous_batch = None, None
+        for batch_id, start, end in rows:
+            if start != previous_end:
+                after = f"after batch {previous_batch}" if previous_batch is not None else "before it"
+                found.append(
+                    f"{table} lacks the batches of {writer_id} between batch {batch_id} and the one {after}: "
+                    "the events they read are not accounted for"
+                )
+            previous_end, previous_batch = end, batch_id
+    return found
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2, 5'."""
+    spans: list[list[int]] = []
+    for number in numbers:
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    return ", ".join(str(first) if first == last else f"{first}-{last}" for first, last in spans)
+
+
 def reconcile(spark: SparkSession, storage: StorageSettings, sliding: bool = False) -> Reconciliation:
-    """Read the job's tables and gather the figures."""
+    """Read the job's tables and gather the figures: the intake's from ``intake_batches``, the windows query's
+    from ``analytics_window_batches``, each batch's written with its rows, once."""
     tables = delta_tables(spark, storage.tables_root)
-    missing = [name for name in (INTAKE_TABLE, DEAD_LETTERS_TABLE, METRICS_TABLE, WINDOWS_TABLE) if name not in tables]
+    intake_table, dead_letters_table = job_table(JOB, INTAKE_TABLE), job_table(JOB, DEAD_LETTERS_TABLE)
+    needed = (intake_table, dead_letters_table, WINDOW_BATCHES_TABLE, WINDOWS_TABLE)
+    missing = [name for name in needed if name not in tables]
     if missing:
         raise EnvironmentProblem(
             f"tables {', '.join(missing)} are missing under {storage.tables_root}: run the {JOB} job first"
         )
     read = lambda name: spark.read.format("delta").load(tables[name])  # noqa: E731
-    [intake] = read(INTAKE_TABLE).where(F.col("job") == JOB).agg(
+    intake = read(intake_table)
+    [totals] = intake.agg(
         *(F.coalesce(F.sum(column), F.lit(0)).alias(column) for column in ("records", "valid", "invalid"))
     ).collect()
-    dead_letters = read(DEAD_LETTERS_TABLE).where(F.col("job") == JOB).count()
-    metrics = read(METRICS_TABLE).where(F.col("query_name") == WINDOWS_QUERY)
-    # One row per batch, whatever the number of restarts that reported it.
-    per_batch = metrics.dropDuplicates(["query_id", "batch_id"])
-    [totals] = per_batch.agg(
-        *(F.coalesce(F.sum(column), F.lit(0)).alias(column)
-          for column in ("input_rows", "windowed_rows", "dropped_duplicates", "dropped_late")),
-        F.max("batch_id").alias("last_batch"),
-    ).collect()
-    seen = {row.batch_id for row in per_batch.select("batch_id").collect()}
-    last = totals.last_batch if totals.last_batch is not None else -1
+    # A batch has one intake row per partition it read: one (writer, batch) each.
+    intake_batches = intake.where(F.col("writer_id").isNotNull()).select("writer_id", "batch_id").distinct()
+    dead_letters = read(dead_letters_table).count()
+    window_batches = read(WINDOW_BATCHES_TABLE).collect()
     [[counted]] = read(WINDOWS_TABLE).agg(F.coalesce(F.sum("event_count"), F.lit(0))).collect()
+    unaccounted = missing_batches(((row.writer_id, row.batch_id) for row in intake_batches.collect()), intake_table)
+    unaccounted += broken_chains(
+        ((row.writer_id, row.batch_id, row.start_offset, row.end_offset) for row in window_batches),
+        WINDOW_BATCHES_TABLE,
+    )
     return Reconciliation(
-        read=intake.records, valid=intake.valid, invalid=intake.invalid, dead_letters=dead_letters,
-        windows_read=totals.input_rows, windowed=totals.windowed_rows, duplicates=totals.dropped_duplicates,
-        late=totals.dropped_late, counted=counted, sliding=sliding,
-        missing_metrics=tuple(sorted(set(range(last + 1)) - seen)),
+        read=totals.records, valid=totals.valid, invalid=totals.invalid, dead_letters=dead_letters,
+        windows_read=sum(row.input_rows for row in window_batches),
+        windowed=sum(row.windowed_rows for row in window_batches),
+        duplicates=sum(row.dropped_duplicates for row in window_batches),
+        late=sum(row.dropped_late for row in window_batches),
+        counted=counted, sliding=sliding, unaccounted=tuple(unaccounted),
     )
 
 

@@ -7,7 +7,8 @@ Each record is read from Kafka and parsed once, by one query; a second query rea
   ``analytics_events`` and the per-partition counts to ``intake_batches`` (see :mod:`eventlake.pipeline.intake`).
 * ``analytics_windows`` (stateful): streams ``analytics_events`` from Delta through the watermark, the
   deduplication and the windowed counts into ``analytics_windows`` (idempotent per batch id; a batch that
-  closes no window writes nothing).
+  closes no window writes nothing) and the batch's own figures (events read, counted, dropped as
+  duplicates and as late; its offsets) into ``analytics_window_batches``, once, for the reconciliation.
 
 A second query on the topic would read and parse every record again, and a stateful query feeds one sink
 only, so the queries are chained through the events table. With ``availableNow`` the intake drains the
@@ -16,6 +17,7 @@ topic first, then the windows drain the events table.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession
@@ -27,10 +29,10 @@ from eventlake.pipeline.sinks import (
     BATCH_COLUMNS_SCHEMA,
     BatchWriter,
     append_new_rows,
-    batch_writer_id,
     ensure_table,
     fits_one_file,
-    pending_batch,
+    rows_frame,
+    run_together,
     start_batch_stream,
 )
 from eventlake.pipeline.sources import read_delta_stream, read_kafka_stream
@@ -42,6 +44,7 @@ from eventlake.pipeline.transforms import (
 from eventlake.runtime.config import AnalyticsSettings, RetrySettings, Settings, StorageSettings
 from eventlake.runtime.retry import with_retries
 from eventlake.runtime.runner import QueryPlan
+from eventlake.runtime.running_batch import running_batch
 from eventlake.runtime.storage_checks import claim_checkpoint, require_folder
 
 JOB = "analytics"
@@ -63,14 +66,26 @@ EVENTS_SCHEMA = (
     " schema_version string, session_id string, topic string, partition int, offset long, kafka_timestamp timestamp,"
     f" {BATCH_COLUMNS_SCHEMA}"
 )
-# Observed per batch (progress.observedMetrics): events that reach the window aggregation, after
-# deduplication; recorded in pipeline_metrics.windowed_rows for the reconciliation.
+# Observed per batch (DataFrame.observe): the events the windows query reads, and those that reach the window
+# aggregation after the watermark and the deduplication.
+WINDOWS_INPUT_ROWS = "windows_input_rows"
 WINDOWED_ROWS = "windowed_rows"
+# One row per batch of the windows query that read anything: what the reconciliation adds up.
+WINDOW_BATCHES_TABLE = "analytics_window_batches"
+WINDOW_BATCHES_SCHEMA = (
+    "job string, batch_id long, input_rows long, windowed_rows long, dropped_duplicates long, dropped_late long,"
+    " watermark timestamp, start_offset string, end_offset string"
+)
+# The stateful operators' SQL metrics of the rows they drop (the deduplication and the aggregation).
+DROPPED_LATE_METRIC = "numRowsDroppedByWatermark"
+DROPPED_DUPLICATES_METRIC = "numDroppedDuplicateRows"
 
 
 def analytics_windows(events: DataFrame, analytics: AnalyticsSettings) -> DataFrame:
     """Valid events -> one row per (window, event type) with exact event and distinct-user counts,
     emitted once, when the watermark passes the window's end."""
+    if events.isStreaming:
+        events = events.observe(WINDOWS_INPUT_ROWS, F.count(F.lit(1)).alias("rows"))
     deduplicated = events.transform(with_event_time_watermark, analytics.watermark).transform(drop_duplicate_events)
     if deduplicated.isStreaming:
         deduplicated = deduplicated.observe(WINDOWED_ROWS, F.count(F.lit(1)).alias("rows"))
@@ -103,6 +118,54 @@ def write_events(
         )
 
 
+def write_windows_batch(
+    windows: DataFrame,
+    batch_id: int,
+    *,
+    spark: SparkSession,
+    storage: StorageSettings,
+    writer: BatchWriter,
+    retry: RetrySettings,
+) -> None:
+    """``foreachBatch`` function of the windows query: append the windows the batch closed and, at the same
+    time, the batch's figures (:data:`WINDOW_BATCHES_TABLE`), each once (``writer``). Both come from the same
+    execution of the batch, so a batch that runs again after a crash writes the same figures. A batch that
+    read nothing (it only moved the watermark) has no figures row."""
+    windows = windows.localCheckpoint(eager=True)
+    batch = running_batch(
+        spark, WINDOWS_QUERY, batch_id, observed=(WINDOWS_INPUT_ROWS, WINDOWED_ROWS),
+        metrics=(DROPPED_LATE_METRIC, DROPPED_DUPLICATES_METRIC),
+    )
+    write_windows = partial(
+        append_new_rows, windows, batch_id, table_path=storage.table_path(WINDOWS_TABLE), table=WINDOWS_TABLE,
+        writer=writer, job=JOB, retry=retry,
+    )
+    if batch.start_offset == batch.end_offset and not batch.observed[WINDOWS_INPUT_ROWS]:
+        write_windows()
+        return
+    figures = {
+        "job": JOB,
+        "batch_id": batch_id,
+        "input_rows": batch.observed[WINDOWS_INPUT_ROWS],
+        "windowed_rows": batch.observed[WINDOWED_ROWS],
+        "dropped_duplicates": batch.metrics[DROPPED_DUPLICATES_METRIC],
+        "dropped_late": batch.metrics[DROPPED_LATE_METRIC],
+        "watermark": datetime.fromtimestamp(batch.watermark_ms / 1000, UTC).replace(tzinfo=None)
+        if batch.watermark_ms
+        else None,
+        "start_offset": batch.start_offset,
+        "end_offset": batch.end_offset,
+    }
+    row = rows_frame(spark, [figures], WINDOW_BATCHES_SCHEMA)
+    write_figures = partial(
+        with_retries,
+        lambda: writer.append(row, storage.table_path(WINDOW_BATCHES_TABLE), batch_id, one_file=True),
+        retry,
+        f"{JOB}: writing the figures of batch {batch_id} to {WINDOW_BATCHES_TABLE}",
+    )
+    run_together([write_windows, write_figures])
+
+
 def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     """The job's two queries, intake first; checks the storage and claims both checkpoints first."""
     storage, trigger = settings.storage, settings.analytics.trigger
@@ -114,9 +177,7 @@ def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     events_path = storage.table_path(EVENTS_TABLE)
     # The windows query streams this table from its first version, so it must exist before either starts.
     ensure_table(spark, events_path, EVENTS_SCHEMA)
-    intake_writer = BatchWriter(
-        batch_writer_id(INTAKE_QUERY, intake_checkpoint, intake_id), pending_batch(spark, intake_checkpoint)
-    )
+    intake_writer = BatchWriter.for_checkpoint(spark, INTAKE_QUERY, intake_checkpoint, intake_id)
     write_intake = partial(
         write_intake_batch,
         job=JOB,
@@ -133,13 +194,11 @@ def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
         )
 
     write_windows = partial(
-        append_new_rows,
-        table_path=storage.table_path(WINDOWS_TABLE),
-        job=JOB,
+        write_windows_batch,
+        spark=spark,
+        storage=storage,
         retry=settings.retry,
-        writer=BatchWriter(
-            batch_writer_id(WINDOWS_QUERY, windows_checkpoint, windows_id), pending_batch(spark, windows_checkpoint)
-        ),
+        writer=BatchWriter.for_checkpoint(spark, WINDOWS_QUERY, windows_checkpoint, windows_id),
     )
 
     def start_windows():

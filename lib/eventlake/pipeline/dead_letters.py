@@ -1,11 +1,14 @@
-"""The ``dead_letters`` table: every record a job could not use, with the reason and where it came from."""
+"""The dead letters: every record a job could not use, with the reason and where it came from, in the job's own
+``<job>_dead_letters`` table (see :mod:`eventlake.pipeline.job_tables`)."""
 
 from __future__ import annotations
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-DEAD_LETTERS_TABLE = "dead_letters"
+from eventlake.pipeline.job_tables import DEAD_LETTERS
+
+DEAD_LETTERS_TABLE = DEAD_LETTERS
 
 
 def to_dead_letters(invalid: DataFrame, job: str) -> DataFrame:

@@ -29,10 +29,8 @@ from eventlake.pipeline.etl_stages import StageContext, run_stages, to_bronze, t
 from eventlake.pipeline.intake import BatchCounts, observe_dead_letters, write_intake_batch
 from eventlake.pipeline.sinks import (
     BatchWriter,
-    batch_writer_id,
     fits_one_file,
     insert_new_rows,
-    pending_batch,
     run_together,
     start_batch_stream,
 )
@@ -118,7 +116,7 @@ def etl_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     dimension = ensure_dimension_table(spark, etl.enrich, storage) if "enrich" in etl.transforms else None
     context = StageContext(etl=etl, dimension=dimension, pii_salt=resolve_secret(etl.pii.salt))
     rows = silver_rows(read_kafka_stream(spark, settings.kafka), settings, context)
-    writer = BatchWriter(batch_writer_id(INGEST_QUERY, checkpoint, checkpoint_id), pending_batch(spark, checkpoint))
+    writer = BatchWriter.for_checkpoint(spark, INGEST_QUERY, checkpoint, checkpoint_id)
     write_batch = partial(
         write_intake_batch,
         job=JOB,

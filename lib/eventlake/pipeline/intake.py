@@ -15,11 +15,16 @@ from pyspark.sql import functions as F
 
 from eventlake.pipeline.contract import invalid_records
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE, to_dead_letters
-from eventlake.pipeline.sinks import BatchWriter, fits_one_file, run_together
+from eventlake.pipeline.job_tables import INTAKE_BATCHES, job_table
+from eventlake.pipeline.sinks import BatchWriter, fits_one_file, rows_frame, run_together
 from eventlake.runtime.config import RetrySettings, StorageSettings
 from eventlake.runtime.retry import with_retries
 
-INTAKE_TABLE = "intake_batches"
+INTAKE_TABLE = INTAKE_BATCHES
+INTAKE_SCHEMA = (
+    "job string, batch_id long, topic string, partition int, first_offset long, last_offset long,"
+    " records long, valid long, invalid long"
+)
 # Observed per batch (progress.observedMetrics) and recorded in pipeline_metrics.dead_letters.
 DEAD_LETTER_ROWS = "dead_letter_rows"
 
@@ -44,6 +49,14 @@ def count_intake_per_partition(parsed: DataFrame, job: str, batch_id: int) -> Da
         F.count(F.when(is_valid, 1)).alias("valid"),
         F.count(F.when(~is_valid, 1)).alias("invalid"),
     ).select("job", "batch_id", "topic", "partition", "first_offset", "last_offset", "records", "valid", "invalid")
+
+
+def _empty_intake_row(job: str, batch_id: int) -> dict[str, object]:
+    """The ``intake_batches`` row of a batch that read no record (no topic or partition)."""
+    return {
+        "job": job, "batch_id": batch_id, "topic": None, "partition": None, "first_offset": None,
+        "last_offset": None, "records": 0, "valid": 0, "invalid": 0,
+    }
 
 
 @dataclass(frozen=True)
@@ -89,13 +102,24 @@ def write_intake_batch(
     ).localCheckpoint(eager=True)
     counts = BatchCounts(**observation.get)
     if not counts.records:
+        # Offsets moved past records a consumer never sees (transaction markers): the batch is still
+        # accounted for, so the reconciliation finds every batch of the query.
+        empty = rows_frame(parsed.sparkSession, [_empty_intake_row(job, batch_id)], INTAKE_SCHEMA)
+        with_retries(
+            lambda: writer.append(empty, storage.table_path(job_table(job, INTAKE_TABLE)), batch_id, one_file=True),
+            retry,
+            f"{job}: writing the intake counts of batch {batch_id}",
+        )
         return
 
     def write_dead_letters() -> None:
         dead_letters = invalid_records(parsed).transform(to_dead_letters, job=job)
         with_retries(
             lambda: writer.append(
-                dead_letters, storage.table_path(DEAD_LETTERS_TABLE), batch_id, one_file=fits_one_file(counts.invalid)
+                dead_letters,
+                storage.table_path(job_table(job, DEAD_LETTERS_TABLE)),
+                batch_id,
+                one_file=fits_one_file(counts.invalid),
             ),
             retry,
             f"{job}: writing the dead letters of batch {batch_id}",
@@ -107,7 +131,7 @@ def write_intake_batch(
     run_together(writes)
     intake = count_intake_per_partition(parsed, job, batch_id)
     with_retries(
-        lambda: writer.append(intake, storage.table_path(INTAKE_TABLE), batch_id, one_file=True),
+        lambda: writer.append(intake, storage.table_path(job_table(job, INTAKE_TABLE)), batch_id, one_file=True),
         retry,
         f"{job}: writing the intake counts of batch {batch_id}",
     )

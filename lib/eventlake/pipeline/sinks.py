@@ -96,6 +96,15 @@ class BatchWriter:
         self._pending = pending
         self._uncertain: set[tuple[str, int]] = set()
 
+    @classmethod
+    def for_checkpoint(
+        cls, spark: SparkSession, query_name: str, checkpoint: str, checkpoint_id: str | None
+    ) -> BatchWriter:
+        """The writer of the query ``query_name`` that runs on ``checkpoint`` (whose id ``checkpoint_id``
+        :func:`~eventlake.runtime.storage_checks.claim_checkpoint` returned): its :func:`batch_writer_id`,
+        and the batch it will run again first (:func:`pending_batch`)."""
+        return cls(batch_writer_id(query_name, checkpoint, checkpoint_id), pending_batch(spark, checkpoint))
+
     def append(
         self, rows: DataFrame, table_path: str, batch_id: int, partition_by: Sequence[str] = (), one_file: bool = False
     ) -> None:
@@ -131,15 +140,15 @@ class BatchWriter:
 
 
 def append_new_rows(
-    rows: DataFrame, batch_id: int, *, table_path: str, writer: BatchWriter, job: str, retry: RetrySettings
+    rows: DataFrame, batch_id: int, *, table_path: str, table: str, writer: BatchWriter, job: str, retry: RetrySettings
 ) -> None:
     """``foreachBatch`` function: append a micro-batch's rows with ``writer``, retried by ``retry``, and commit
     nothing when there are none (a batch of a stateful query often closes no window). The rows are computed
-    once and stored: a stateful query's batch must not run twice, and a retried write only writes them again."""
+    once and stored: a stateful query's batch must not run twice, and a retried write only writes them again.
+    ``table``: the table's name, for messages."""
     rows = rows.localCheckpoint(eager=True)
     count = rows.count()
     if count:
-        table = table_path.rstrip("/").rsplit("/", 1)[-1]
         with_retries(
             lambda: writer.append(rows, table_path, batch_id, one_file=fits_one_file(count)),
             retry,

@@ -11,8 +11,9 @@ from pyspark.errors import PySparkException, StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from eventlake.ops.metrics import METRICS_TABLE, MetricsRecorder
+from eventlake.ops.metrics import MetricsRecorder, metrics_table
 from eventlake.ops.progress import ProgressPrinter
+from eventlake.ops.query import require_tables_of_this_version
 from eventlake.runtime.config import ConfigError, Settings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.kafka_admin import require_topic
@@ -117,10 +118,11 @@ def describe_failure(failure: Exception) -> str:
 
 
 def run_queries(spark: SparkSession, settings: Settings, job: str, plan_queries: PlanQueries) -> list[StreamingQuery]:
-    """Run a job's queries with a progress line per batch and ``pipeline_metrics`` recorded, wait until
-    they end, and return them; raises the first query failure."""
+    """Run a job's queries with a progress line per batch and its ``<job>_pipeline_metrics`` recorded, wait
+    until they end, and return them; raises the first query failure."""
     printer = ProgressPrinter()
-    recorder = MetricsRecorder(spark, settings.storage.table_path(METRICS_TABLE), job=job)
+    require_tables_of_this_version(spark, settings.storage.tables_root, job)
+    recorder = MetricsRecorder(spark, settings.storage.table_path(metrics_table(job)), job=job)
     spark.streams.addListener(printer)
     spark.streams.addListener(recorder)
     queries: list[StreamingQuery] = []

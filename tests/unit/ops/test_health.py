@@ -12,6 +12,10 @@ import pytest
 from eventlake.ops import health
 from eventlake.ops.metrics import METRICS_SCHEMA, METRICS_TABLE
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.pipeline.job_tables import job_table
+
+ANALYTICS_DEAD_LETTERS = job_table("analytics", DEAD_LETTERS_TABLE)
+ANALYTICS_METRICS = job_table("analytics", METRICS_TABLE)
 
 ROOT = Path(__file__).resolve().parents[3]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -32,11 +36,11 @@ def tables_root(spark, tmp_path) -> Path:
             batch_duration_ms=2000, kafka_lag=10 - batch, dropped_late=1, dropped_duplicates=0,
         )
         rows.append(tuple(row[name] for name in names))
-    spark.createDataFrame(rows, METRICS_SCHEMA).write.format("delta").save(str(root / METRICS_TABLE))
+    spark.createDataFrame(rows, METRICS_SCHEMA).write.format("delta").save(str(root / ANALYTICS_METRICS))
     spark.createDataFrame(
         [("analytics", "NOT_JSON", start), ("analytics", "NOT_JSON", start)],
         "job string, error_code string, ingested_at timestamp",
-    ).write.format("delta").save(str(root / DEAD_LETTERS_TABLE))
+    ).write.format("delta").save(str(root / ANALYTICS_DEAD_LETTERS))
     return root
 
 
@@ -93,7 +97,7 @@ def test_without_matplotlib_the_figures_print_and_one_line_says_how_to_get_the_c
 
 
 def test_plot_health_without_matplotlib_raises_an_environment_problem(spark, tables_root, tmp_path, monkeypatch):
-    metrics = spark.read.format("delta").load(str(tables_root / METRICS_TABLE))
+    metrics = spark.read.format("delta").load(str(tables_root / ANALYTICS_METRICS))
     without_matplotlib(monkeypatch)
     with pytest.raises(health.EnvironmentProblem, match=r"needs matplotlib: pip install -e '\.\[report\]'"):
         health.plot_health(metrics, None, tmp_path / "health.png")

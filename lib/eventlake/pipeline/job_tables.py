@@ -1,0 +1,47 @@
+"""Tables every job keeps: its dead letters, its intake counts, its metrics. Each job writes its own copy
+(``analytics_dead_letters``, ``etl_dead_letters``, ...), and readers see the copies of all jobs together
+under the common name (``dead_letters``).
+
+One writer per Delta table because two jobs committing to one table can lose a commit: on local disk Delta's
+log store makes ``exists`` + ``rename`` atomic within one JVM only (the rename of a local file overwrites),
+and on S3 the default log store allows one writing cluster per table. Commits of one job's threads are
+serialized in its JVM, so each table with a single job is safe on every file system Delta supports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pyspark.sql import DataFrame, SparkSession
+
+DEAD_LETTERS = "dead_letters"
+INTAKE_BATCHES = "intake_batches"
+PIPELINE_METRICS = "pipeline_metrics"
+EVERY_JOB_TABLES = (DEAD_LETTERS, INTAKE_BATCHES, PIPELINE_METRICS)
+
+
+def job_table(job: str, name: str) -> str:
+    """The name of ``job``'s own table ``name`` (one of :data:`EVERY_JOB_TABLES`): ``<job>_<name>``."""
+    return f"{job}_{name}"
+
+
+def tables_of_every_job(tables: Mapping[str, str], name: str) -> dict[str, str]:
+    """Among ``tables`` (name -> path), every job's table ``name``."""
+    return {table: path for table, path in tables.items() if table.endswith(f"_{name}")}
+
+
+def read_every_job(spark: SparkSession, tables: Mapping[str, str], name: str) -> DataFrame | None:
+    """The rows of every job's table ``name`` as one DataFrame (columns by name; a column one job's table
+    lacks is NULL in its rows), or None when no job has written one."""
+    frames = [spark.read.format("delta").load(path) for path in tables_of_every_job(tables, name).values()]
+    if not frames:
+        return None
+    combined = frames[0]
+    for frame in frames[1:]:
+        combined = combined.unionByName(frame, allowMissingColumns=True)
+    return combined
+
+
+def shared_tables_of_earlier_versions(tables: Mapping[str, str]) -> list[str]:
+    """The tables among ``tables`` that earlier versions shared between the jobs (``dead_letters``, ...)."""
+    return [name for name in EVERY_JOB_TABLES if name in tables]
