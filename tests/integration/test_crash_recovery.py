@@ -22,13 +22,10 @@ between the two runs. Duplicates, out-of-order events and malformed records do n
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import re
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +37,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
+from eventlake.local.job_process import JobRun
 from eventlake.local.producer import ProducedRecord, generate_records, send_records
 from eventlake.ops.reconcile import reconcile
 from eventlake.pipeline.analytics import JOB, WINDOWS_TABLE, analytics_queries
@@ -47,8 +45,6 @@ from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.config import Settings, StorageSettings
 from eventlake.runtime.runner import run_plan
-
-from .helpers import PROJECT_ROOT, venv_environment
 
 ANALYTICS_DEAD_LETTERS = job_table("analytics", DEAD_LETTERS_TABLE)
 
@@ -100,64 +96,20 @@ def stream_records() -> list[ProducedRecord]:
 # --- the job as a real process ---------------------------------------------------------------------------
 
 
-def _job_environment() -> dict[str, str]:
-    environment = venv_environment()
-    # Short-lived driver JVMs: the quick JIT tier only, which about halves the CPU a start-up costs (on 2
-    # cores, four restarts otherwise take most of the test's time), with the usual code cache (that tier
-    # alone gets 48 MB, which Spark fills). No effect on what the job does.
-    jit = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
-    environment["SPARK_SUBMIT_OPTS"] = f"{environment.get('SPARK_SUBMIT_OPTS', '')} {jit}".strip()
-    return environment
-
-
-class JobRun:
-    """One ``spark-submit jobs/analytics.py`` in its own process group, stdout and stderr in files."""
-
-    def __init__(self, name: str, settings: Settings, trigger: str, logs: Path):
-        logs.mkdir(parents=True, exist_ok=True)
-        self.name = name
-        self.stdout_path, self.stderr_path = logs / f"{name}.stdout", logs / f"{name}.stderr"
-        storage = settings.storage
-        command = [
-            str(PROJECT_ROOT / ".venv" / "bin" / "spark-submit"),
-            str(PROJECT_ROOT / "jobs" / "analytics.py"),
-            "--set", f"kafka.bootstrap_servers={settings.kafka.bootstrap_servers}",
-            "--set", f"kafka.topic={settings.kafka.topic}",
-            "--set", f"kafka.max_offsets_per_trigger={MAX_OFFSETS_PER_TRIGGER}",
-            "--set", f"storage.tables_root={storage.tables_root}",
-            "--set", f"storage.checkpoint_root={storage.checkpoint_root}",
-            "--set", f"analytics.trigger={trigger}",
-            # Block manager and RocksDB working files of killed runs stay under tmp_path.
-            "--set", f"spark.conf.spark.local.dir={logs / 'spark-local'}",
-        ]
-        with open(self.stdout_path, "wb") as stdout, open(self.stderr_path, "wb") as stderr:
-            self.process = subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env=_job_environment(), stdout=stdout, stderr=stderr,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group (the JVM and the Python driver it started) and reap the JVM."""
-        with contextlib.suppress(ProcessLookupError):  # already gone: nothing to kill
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def wait(self, timeout: float) -> int:
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"{self.name}: still running after {timeout:.0f} s; killed\n{self.logs()}")
-
-    def logs(self, lines: int = 40) -> str:
-        def tail(path: Path) -> str:
-            text = path.read_text(errors="replace") if path.exists() else ""
-            return "\n".join(text.splitlines()[-lines:])
-
-        return f"--- {self.stdout_path}\n{tail(self.stdout_path)}\n--- {self.stderr_path}\n{tail(self.stderr_path)}"
+def start_job(name: str, settings: Settings, trigger: str, logs: Path) -> JobRun:
+    """``spark-submit jobs/analytics.py`` on ``settings``' topic and storage, in its own process group."""
+    storage = settings.storage
+    overrides = [
+        f"kafka.bootstrap_servers={settings.kafka.bootstrap_servers}",
+        f"kafka.topic={settings.kafka.topic}",
+        f"kafka.max_offsets_per_trigger={MAX_OFFSETS_PER_TRIGGER}",
+        f"storage.tables_root={storage.tables_root}",
+        f"storage.checkpoint_root={storage.checkpoint_root}",
+        f"analytics.trigger={trigger}",
+        # Block manager and RocksDB working files of killed runs stay under tmp_path.
+        f"spark.conf.spark.local.dir={logs / 'spark-local'}",
+    ]
+    return JobRun(name, JOB, overrides, logs)
 
 
 # --- what the windows query has done, read from its files ------------------------------------------------
@@ -347,7 +299,7 @@ def test_killed_and_restarted_job_writes_the_same_tables_as_one_that_never_faile
     began = time.monotonic()
 
     def start(trigger: str = "1 second") -> JobRun:
-        runs.append(JobRun(f"run-{len(runs) + 1}", crashed, trigger, logs))
+        runs.append(start_job(f"run-{len(runs) + 1}", crashed, trigger, logs))
         return runs[-1]
 
     def record_kill(wanted: str, meaning: str) -> WindowsProgress:
