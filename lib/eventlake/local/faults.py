@@ -36,6 +36,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -746,10 +747,15 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _interrupt(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 when every table is equal and the reconciliation exact, 1 when anything differs, 2 for a usage
     or environment problem, or when fewer kills than asked were made."""
     args = _arguments(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # a terminated run stops its jobs too: they run in their own groups
     options = FaultOptions(
         kills=args.kills, records=args.records, seed=args.seed,
         jobs=tuple(job.strip() for job in args.jobs.split(",") if job.strip()),
