@@ -134,8 +134,8 @@ class FaultOptions:
 
     def check(self) -> None:
         unknown = [job for job in self.jobs if job not in JOBS]
-        if unknown or not self.jobs:
-            raise ValueError(f"--jobs: choose among {', '.join(JOBS)}, got {','.join(self.jobs) or 'none'}")
+        if unknown or not self.jobs or len(set(self.jobs)) < len(self.jobs):
+            raise ValueError(f"--jobs: one or more of {', '.join(JOBS)}, got {','.join(self.jobs) or 'none'}")
         if self.kills < 0 or self.records < 1 or self.max_offsets_per_trigger < 1:
             raise ValueError("--kills must be 0 or more, --records and --max-offsets-per-trigger 1 or more")
         if not 1 <= self.phases <= self.records:
@@ -208,8 +208,8 @@ class Kill:
     phase: int
     run: str
     seconds: float
-    aimed: str  # the moment drawn: "at start-up, 4.2 s after start" or "9.1 s after its queries started"
-    moment: str  # start-up | queries starting | in a batch | between batches
+    aimed: str  # the moment drawn, as :meth:`JobFaults.run_killed` draws it
+    moment: str  # one of MOMENTS
     detail: str
     partly_written: bool = False  # in a batch, with some of its tables already committed
 
@@ -218,7 +218,7 @@ class Kill:
         return f"{self.job} kill {self.number}/{of} (phase {self.phase}, {self.run}): {when}, {self.detail}"
 
 
-MOMENTS = ("start-up", "queries starting", "in a batch", "between batches")
+MOMENTS = ("start-up", "queries starting", "in a batch run again", "in a batch", "between batches")
 
 
 def where_it_stood(spec: JobSpec, storage: StorageSettings, stdout: str, started_ns: int,
@@ -233,10 +233,11 @@ def where_it_stood(spec: JobSpec, storage: StorageSettings, stdout: str, started
         offsets, commits = _batches(checkpoint / "offsets"), _batches(checkpoint / "commits")
         latest = max(offsets, default=-1)
         if latest >= 0 and latest not in commits:
-            again = " (run again: an earlier run began it)" if latest <= before.get(query, -1) else ""
             written = tables_written_since(storage.tables_root, max(offsets[latest], started_ns))
             wrote = f"; committed so far: {', '.join(written)}" if written else "; no table committed yet"
-            return "in a batch", f"during {query} batch {latest}{again}{wrote}", bool(written)
+            if latest <= before.get(query, -1):  # begun by an earlier run that was killed in it
+                return "in a batch run again", f"during {query} batch {latest}, run again{wrote}", bool(written)
+            return "in a batch", f"during {query} batch {latest}{wrote}", bool(written)
         if commits and commits[max(commits)] >= started_ns:
             advanced = (query, max(commits))
     if advanced is None:

@@ -92,8 +92,8 @@ def test_a_kill_inside_a_batch_names_the_tables_committed_for_it(storage):
 def test_a_batch_an_earlier_run_began_is_run_again(storage):
     _file(_checkpoint(storage, "intake") / "offsets" / "4", STARTED_NS - SECOND_NS)
     moment, detail, partly = _where(storage, before={"analytics_intake": 4})
-    assert (moment, partly) == ("in a batch", False)
-    assert detail == "during analytics_intake batch 4 (run again: an earlier run began it); no table committed yet"
+    assert (moment, partly) == ("in a batch run again", False)
+    assert detail == "during analytics_intake batch 4, run again; no table committed yet"
 
 
 def test_a_kill_during_the_windows_query(storage):
