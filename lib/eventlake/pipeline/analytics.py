@@ -23,7 +23,7 @@ from functools import partial
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from eventlake.pipeline.contract import parse_events, valid_events
+from eventlake.pipeline.contract import parse_events, valid_events, with_job_clock
 from eventlake.pipeline.intake import BatchCounts, observe_dead_letters, write_intake_batch
 from eventlake.pipeline.sinks import (
     BATCH_COLUMNS_SCHEMA,
@@ -188,7 +188,8 @@ def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     )
 
     def start_intake():
-        parsed = read_kafka_stream(spark, settings.kafka).transform(parse_events, settings.contract)
+        raw = read_kafka_stream(spark, settings.kafka).transform(with_job_clock)
+        parsed = raw.transform(parse_events, settings.contract)
         return start_batch_stream(
             parsed.transform(observe_dead_letters), write_intake, INTAKE_QUERY, intake_checkpoint, trigger
         )

@@ -23,7 +23,7 @@ from functools import partial
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
-from eventlake.pipeline.contract import parse_events
+from eventlake.pipeline.contract import parse_events, with_job_clock
 from eventlake.pipeline.dimensions import ensure_dimension_table
 from eventlake.pipeline.etl_stages import StageContext, run_stages, to_bronze, to_silver
 from eventlake.pipeline.intake import BatchCounts, observe_dead_letters, write_intake_batch
@@ -115,7 +115,7 @@ def etl_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     checkpoint_id = claim_checkpoint(spark, checkpoint, JOB, "ingest", settings.kafka.topic)
     dimension = ensure_dimension_table(spark, etl.enrich, storage) if "enrich" in etl.transforms else None
     context = StageContext(etl=etl, dimension=dimension, pii_salt=resolve_secret(etl.pii.salt))
-    rows = silver_rows(read_kafka_stream(spark, settings.kafka), settings, context)
+    rows = silver_rows(read_kafka_stream(spark, settings.kafka).transform(with_job_clock), settings, context)
     writer = BatchWriter.for_checkpoint(spark, INGEST_QUERY, checkpoint, checkpoint_id)
     write_batch = partial(
         write_intake_batch,

@@ -9,7 +9,14 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from eventlake.pipeline.contract import CONTENT_TYPE_HEADER, ErrorCode, invalid_records, parse_events, valid_events
+from eventlake.pipeline.contract import (
+    CONTENT_TYPE_HEADER,
+    ErrorCode,
+    invalid_records,
+    parse_events,
+    valid_events,
+    with_job_clock,
+)
 from eventlake.runtime.config import ContractSettings
 
 CONTRACT = ContractSettings(schema_versions=("1", "2"), max_record_bytes=2_000)
@@ -265,9 +272,11 @@ def test_an_event_ahead_of_the_job_clock_is_rejected_whatever_its_kafka_timestam
     ]
 
 
-def test_a_batch_run_again_after_a_crash_judges_by_the_time_in_its_offset_log(spark, kafka_rows, tmp_path):
+@pytest.mark.parametrize("clock", [with_job_clock, lambda raw: raw], ids=["with_job_clock", "current_timestamp"])
+def test_a_batch_run_again_after_a_crash_judges_by_the_time_in_its_offset_log(spark, kafka_rows, tmp_path, clock):
     # A micro-batch's current_timestamp() is the time Spark wrote into the offset log with its offsets: a batch
-    # run again must sort its records as the first run did, or a replay after a crash writes other rows.
+    # run again must sort its records as the first run did, or a replay after a crash writes other rows. The
+    # jobs read it through with_job_clock; parse_events alone reads current_timestamp() itself.
     kafka_rows([encoded(event(timestamp=iso(FORGED_KAFKA_TIME)))], [FORGED_KAFKA_TIME]).write.parquet(
         str(tmp_path / "source")
     )
@@ -278,6 +287,7 @@ def test_a_batch_run_again_after_a_crash_judges_by_the_time_in_its_offset_log(sp
         stream = spark.readStream.schema(spark.read.parquet(str(tmp_path / "source")).schema)
         query = (
             stream.parquet(str(tmp_path / "source"))
+            .transform(clock)
             .transform(parse_events, CONTRACT)
             .writeStream.foreachBatch(
                 lambda batch, batch_id: seen.extend(
@@ -306,6 +316,39 @@ def test_a_batch_run_again_after_a_crash_judges_by_the_time_in_its_offset_log(sp
         " (the micro-batch's time)",
     )
     assert first == again == [expected]
+
+
+def test_the_contracts_code_is_generated_once_not_in_every_micro_batch(spark, kafka_rows, tmp_path):
+    # Spark writes a micro-batch's time into the generated Java code as a literal. Read in the contract's
+    # checks, it made the whole contract (one class of about 200,000 characters) compile again, and run
+    # cold, in every micro-batch; with_job_clock keeps it in a small class of its own.
+    source = tmp_path / "source"
+    for number in range(3):
+        batch = kafka_rows([encoded(event(event_id=f"e{number}-{index}")) for index in range(3)])
+        batch.coalesce(1).write.parquet(str(source / f"batch={number}"))
+    code_by_batch: list[list[str]] = []
+
+    def generated_code(_batch, _batch_id):
+        (query,) = spark.streams.active
+        stages = query._jsq.streamingQuery().lastExecution().debug().codegenToSeq()
+        code_by_batch.append(sorted((stages.apply(index)._2() for index in range(stages.size())), key=len))
+
+    stream = spark.readStream.schema(batch.schema).option("maxFilesPerTrigger", 1).parquet(str(source / "batch=*"))
+    query = (
+        stream.transform(with_job_clock)
+        .transform(parse_events, CONTRACT)
+        .writeStream.foreachBatch(generated_code)
+        .option("checkpointLocation", str(tmp_path / "checkpoint"))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+
+    assert len(code_by_batch) == 3
+    contract_code = {codes[-1] for codes in code_by_batch}
+    assert len(contract_code) == 1, "the contract's generated code differs between micro-batches"
+    clock_code = [codes[:-1] for codes in code_by_batch]
+    assert all(len(code) < len(next(iter(contract_code))) / 10 for codes in clock_code for code in codes)
 
 
 @pytest.mark.parametrize("versions, expected", [(("1",), "UNKNOWN_SCHEMA_VERSION"), (("1", "2"), None)])
