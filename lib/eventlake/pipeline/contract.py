@@ -486,7 +486,7 @@ def with_job_clock(raw: DataFrame) -> DataFrame:
     """Kafka rows -> the same rows with the job's clock in ``_job_time``, for :func:`parse_events` to read.
 
     In a micro-batch, ``current_timestamp()`` becomes the batch's time as a literal written into the
-    generated Java code. Inside the contract's code (one class of about 180,000 characters) that made
+    generated Java code. Inside the contract's code (one class of about 200,000 characters) that made
     every micro-batch compile it anew, twice, and run it cold. Computed here, below an observation that
     Spark's code generation does not cross, only this small step changes from batch to batch: the
     contract's class is compiled once per job and stays warm. The observation counts the records read.
@@ -589,7 +589,9 @@ def parse_events(raw: DataFrame, contract: ContractSettings) -> DataFrame:
     ``error_stage`` (NULL when the record is valid). ``contract.extractors`` name the formats read, in
     :data:`EXTRACTORS`.
 
-    Never raises for bad input: every record comes out either valid or with an error code.
+    Never raises for bad input: every record comes out either valid or with an error code. In a streaming
+    query, apply :func:`with_job_clock` to the Kafka rows first (the jobs do), so the contract's code is
+    generated once, not in every micro-batch.
     """
     unknown = [name for name in contract.extractors if name not in EXTRACTORS]
     if unknown:
