@@ -153,7 +153,7 @@ def mark_invalid(rows: DataFrame, stage: str, checks: Sequence[Check]) -> DataFr
 # --- extract: bytes -> document fields ------------------------------------------------------------------
 
 
-def _header(name: str) -> Column:
+def header_text(name: str) -> Column:
     """The text of the first Kafka header called ``name``, NULL when there is none (no lambda: the
     position lookup compiles to plain code)."""
     position = F.array_position(F.col("headers.key"), F.lit(name))
@@ -275,7 +275,7 @@ def _format_of(raw: DataFrame, extractors: Sequence[str], default_format: str) -
     """The extractor of each record, from its content-type header; NULL for a media type none reads."""
     if "headers" not in raw.columns:
         return F.lit(default_format)
-    media_type = F.lower(F.trim(F.split(_header(CONTENT_TYPE_HEADER), ";").getItem(0)))
+    media_type = F.lower(F.trim(F.split(header_text(CONTENT_TYPE_HEADER), ";").getItem(0)))
     format_name = F.when(media_type.isNull(), F.lit(default_format))
     for name in extractors:
         format_name = format_name.when(media_type == EXTRACTOR_MEDIA_TYPES[name], F.lit(name))
@@ -311,7 +311,7 @@ def _common_failure(raw: DataFrame, contract: ContractSettings) -> Column:
     (``_format``)."""
     size = F.octet_length("value")
     known = ", ".join(EXTRACTOR_MEDIA_TYPES[name] for name in contract.extractors)
-    header = _header(CONTENT_TYPE_HEADER) if "headers" in raw.columns else F.lit(None).cast("string")
+    header = header_text(CONTENT_TYPE_HEADER) if "headers" in raw.columns else F.lit(None).cast("string")
     return first_failure(
         [
             (F.col("value").isNull() | (size == 0), ErrorCode.EMPTY_VALUE, F.lit("the record has no value")),

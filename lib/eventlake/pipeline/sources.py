@@ -8,6 +8,14 @@ from pyspark.sql import DataFrame, SparkSession
 from eventlake.runtime.config import KafkaSettings, resolve_secret, spark_interval
 
 
+def kafka_client_options(kafka: KafkaSettings) -> dict[str, str]:
+    """The options Spark's Kafka source and sink both take: the brokers and the ``kafka.*`` client options
+    of ``kafka.options`` (security), secrets resolved from the environment."""
+    options = {"kafka.bootstrap.servers": kafka.bootstrap_servers}
+    options.update({key: resolve_secret(value) for key, value in kafka.options.items() if key.startswith("kafka.")})
+    return options
+
+
 def kafka_source_options(kafka: KafkaSettings) -> dict[str, str]:
     """The options for Spark's Kafka source, secrets resolved from the environment."""
     options = {

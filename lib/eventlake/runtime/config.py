@@ -176,6 +176,31 @@ class EtlSettings:
 
 
 @dataclass(frozen=True)
+class AlertRule:
+    """One alert rule: ``when`` is a Spark SQL predicate over the contract's columns (``event_type``,
+    ``user_id``, ``data`` as a VARIANT...); each event it holds for becomes an alert named ``name``."""
+
+    name: str
+    when: str
+    severity: str = "medium"
+
+
+@dataclass(frozen=True)
+class AlertsSettings:
+    """The alerts job. ``trigger``: ``realTime`` (Spark's Real-Time Mode: each record as it arrives, progress
+    checkpointed every ``checkpoint_interval``), an interval like ``1 second`` (micro-batches), or
+    ``availableNow``. Alerts go to the Kafka topic ``topic``, invalid records to ``dead_letters_topic``; a
+    micro-batch query (``copy_trigger``) copies both into the Delta tables ``alerts`` and ``alerts_dead_letters``."""
+
+    trigger: str = "realTime"
+    checkpoint_interval: timedelta = timedelta(minutes=1)
+    topic: str = "alerts"
+    dead_letters_topic: str = "alerts-dead-letters"
+    copy_trigger: str = "10 seconds"
+    rules: tuple[AlertRule, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration of a run."""
 
@@ -185,6 +210,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
     etl: EtlSettings = field(default_factory=EtlSettings)
+    alerts: AlertsSettings = field(default_factory=AlertsSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
 
 
@@ -350,14 +376,13 @@ KNOWN_SCHEMA_VERSIONS = ("1", "2")
 KNOWN_EXTRACTORS = ("json", "kv")
 
 
-def _check_trigger(key: str, trigger: str) -> None:
-    if trigger != "availableNow":
+def _check_trigger(key: str, trigger: str, named: typing.Sequence[str] = ("availableNow",)) -> None:
+    if trigger not in named:
         try:
             parse_duration(trigger)
         except ValueError:
-            raise ConfigError(
-                f"{key} must be 'availableNow' or an interval like '30 seconds', got {trigger!r}"
-            ) from None
+            choices = " or ".join(f"'{name}'" for name in named)
+            raise ConfigError(f"{key} must be {choices} or an interval like '30 seconds', got {trigger!r}") from None
 
 
 def _check_choices(key: str, values: typing.Iterable[str], known: typing.Sequence[str]) -> None:
@@ -375,10 +400,34 @@ def _check_etl(etl: EtlSettings) -> None:
         raise ConfigError("etl.silver_dedup_days must be 0 (the same event day only) or more")
 
 
+ALERT_SEVERITIES = ("low", "medium", "high", "critical")
+# Spark's smallest Real-Time Mode batch (spark.sql.streaming.realTimeMode.minBatchDuration).
+MIN_REAL_TIME_INTERVAL = timedelta(seconds=5)
+
+
+def _check_alerts(alerts: AlertsSettings) -> None:
+    _check_trigger("alerts.trigger", alerts.trigger, ("realTime", "availableNow"))
+    if alerts.trigger == "realTime" and alerts.checkpoint_interval < MIN_REAL_TIME_INTERVAL:
+        raise ConfigError("alerts.checkpoint_interval must be at least 5 seconds (Spark's smallest Real-Time batch)")
+    _check_trigger("alerts.copy_trigger", alerts.copy_trigger)
+    if not alerts.topic or not alerts.dead_letters_topic or alerts.topic == alerts.dead_letters_topic:
+        raise ConfigError("alerts.topic and alerts.dead_letters_topic must be two different topic names")
+    names = [rule.name for rule in alerts.rules]
+    for rule in alerts.rules:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", rule.name):
+            raise ConfigError(f"alerts.rules: the name {rule.name!r} must be letters, digits, '_', '.' or '-'")
+        if names.count(rule.name) > 1:
+            raise ConfigError(f"alerts.rules: two rules are named {rule.name!r}")
+        if not rule.when.strip():
+            raise ConfigError(f"alerts.rules.{rule.name}.when is empty")
+        _check_choices(f"alerts.rules.{rule.name}.severity", [rule.severity], ALERT_SEVERITIES)
+
+
 def _check(settings: Settings) -> None:
     analytics = settings.analytics
     _check_trigger("analytics.trigger", analytics.trigger)
     _check_etl(settings.etl)
+    _check_alerts(settings.alerts)
     if settings.retry.max_attempts < 1:
         raise ConfigError("retry.max_attempts must be at least 1")
     kafka = settings.kafka

@@ -235,15 +235,17 @@ def create_topic(
     partitions: int = 4,
     exist_ok: bool = True,
     timestamp_type: str | None = None,
+    client_options: dict[str, str] | None = None,
 ) -> bool:
     """Create ``topic`` (replication factor 1); return False when it already existed and ``exist_ok``.
 
     ``timestamp_type`` (one of :data:`TIMESTAMP_TYPES`) sets the topic's ``message.timestamp.type``; None
     leaves the broker's default (CreateTime unless the broker sets ``log.message.timestamp.type``). An existing
-    topic is left as it is."""
+    topic is left as it is. ``client_options``: Spark-style ``kafka.*`` options (security), as for
+    :func:`admin_client`."""
     if timestamp_type is not None and timestamp_type not in TIMESTAMP_TYPES:
         raise ValueError(f"timestamp type must be one of {', '.join(TIMESTAMP_TYPES)}, got {timestamp_type!r}")
-    admin = admin_client(bootstrap_servers)
+    admin = admin_client(bootstrap_servers, client_options)
     if topic in topic_partitions(admin, bootstrap_servers):
         if exist_ok:
             return False

@@ -257,3 +257,34 @@ def test_the_cluster_example_loads_and_its_secrets_reach_each_client(monkeypatch
     assert spark_conf(settings.spark)["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
     topic_check = librdkafka_options(settings.kafka.bootstrap_servers, settings.kafka.options)
     assert (topic_check["security.protocol"], topic_check["sasl.username"]) == ("SASL_SSL", "eventlake")
+
+
+def test_alert_rules_are_read_in_order_with_their_severity():
+    rules = "[{name = 'a', when = 'true'}, {name = 'b', when = 'false', severity = 'critical'}]"
+    settings = load_settings(LOCAL, [f"alerts.rules={rules}"])
+    assert [(rule.name, rule.when, rule.severity) for rule in settings.alerts.rules] == [
+        ("a", "true", "medium"), ("b", "false", "critical"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("alerts.trigger=sometimes", "alerts.trigger must be 'realTime' or 'availableNow' or an interval"),
+        ("alerts.trigger=2 seconds", None),
+        ("alerts.checkpoint_interval=1 second", "alerts.checkpoint_interval must be at least 5 seconds"),
+        ("alerts.dead_letters_topic=alerts", "alerts.topic and alerts.dead_letters_topic must be two different"),
+        ("alerts.rules=[{name = 'a', when = 'true'}, {name = 'a', when = 'false'}]", "two rules are named 'a'"),
+        ("alerts.rules=[{name = 'a b', when = 'true'}]", "the name 'a b' must be letters"),
+        ("alerts.rules=[{name = 'a', when = ' '}]", "alerts.rules.a.when is empty"),
+        ("alerts.rules=[{name = 'a', when = 'true', severity = 'urgent'}]",
+         "alerts.rules.a.severity: 'urgent' is not one of low, medium, high, critical"),
+        ("alerts.rules=[{name = 'a'}]", "config key 'alerts.rules"),
+    ],
+)
+def test_bad_alerts_settings_name_the_key(override, message):
+    if message is None:
+        load_settings(LOCAL, [override])
+        return
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(LOCAL, [override])
