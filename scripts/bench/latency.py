@@ -2,7 +2,8 @@
 
     source .venv/bin/activate
     python scripts/bench/latency.py [--rates 2000,10000,50000] [--duration 60] [--trigger '1 second']
-                                    [--modes stateless,windows] [--job-set KEY=VALUE ...] [--keep]
+                                    [--modes stateless,windows,alerts-realtime,alerts-microbatch]
+                                    [--job-set KEY=VALUE ...] [--keep]
 
 For each mode and rate: a fresh topic and fresh table and checkpoint folders under the run directory
 (default ``data/bench/latency/<timestamp>/``); the job is started with ``spark-submit`` and an interval
@@ -18,6 +19,10 @@ Modes (run one after the other, never together: they would share the same few co
 * ``windows``: ``jobs/analytics.py`` with short windows so that windows close during the run; latency of
   a row of ``analytics_windows`` = its commit time - (``window_end`` + the watermark delay), measured from
   the earliest moment the window could be final.
+* ``alerts-realtime`` / ``alerts-microbatch``: ``jobs/alerts.py`` in Spark's Real-Time Mode (``--master
+  local[partitions + 2]``) or with the interval trigger, and one rule that every event matches; latency of
+  an alert = the time the broker appended it to the alerts topic (the topic keeps LogAppendTime) - its
+  source record's Kafka timestamp (the producer's send time), read with a plain consumer.
 
 Commit times come from each commit's ``commitInfo`` in ``_delta_log/*.json``; rows are matched to the
 commit that added their data file by the file's name (``_metadata.file_path`` of a Spark batch read of
@@ -53,20 +58,27 @@ from urllib.parse import unquote
 from confluent_kafka import KafkaException, Producer
 
 from eventlake.local.producer import format_event_time, generate_records, producer_config
-from eventlake.pipeline import analytics, etl
+from eventlake.pipeline import alerts, analytics, etl
 from eventlake.runtime.config import ConfigError, Settings, load_settings, parse_duration
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.kafka_admin import create_topic, delete_topic
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-MODES = ("stateless", "windows")
+ALERT_MODES = ("alerts-realtime", "alerts-microbatch")
+MODES = ("stateless", "windows", *ALERT_MODES)
 # The job, the table measured and the queries (checkpoint folders) of each mode.
-JOB_SCRIPT = {"stateless": "jobs/etl.py", "windows": "jobs/analytics.py"}
-JOB_NAME = {"stateless": etl.JOB, "windows": analytics.JOB}
-TABLE = {"stateless": etl.SILVER_TABLE, "windows": analytics.WINDOWS_TABLE}
-QUERIES = {"stateless": ("ingest",), "windows": ("windows", "intake")}
+JOB_SCRIPT = {
+    "stateless": "jobs/etl.py", "windows": "jobs/analytics.py", **dict.fromkeys(ALERT_MODES, "jobs/alerts.py")
+}
+JOB_NAME = {"stateless": etl.JOB, "windows": analytics.JOB, **dict.fromkeys(ALERT_MODES, alerts.JOB)}
+TABLE = {
+    "stateless": etl.SILVER_TABLE, "windows": analytics.WINDOWS_TABLE, **dict.fromkeys(ALERT_MODES, alerts.ALERTS_TABLE)
+}
+QUERIES = {"stateless": ("ingest",), "windows": ("windows", "intake"), **dict.fromkeys(ALERT_MODES, ("detect", "copy"))}
 # The query whose checkpoint says when a mode's table is complete (windows: the watermark it evicted with).
-MEASURED_QUERY = {"stateless": "ingest", "windows": "windows"}
+MEASURED_QUERY = {"stateless": "ingest", "windows": "windows", **dict.fromkeys(ALERT_MODES, "detect")}
+# The alerts modes' one rule: every valid event is an alert, so every event sent is measured.
+EVERY_EVENT_RULE = "[{name = 'every_event', when = 'true', severity = 'low'}]"
 PERCENTILES = (0.5, 0.95, 0.99)
 # Below this share of the asked rate the report says the producer did not hold it.
 RATE_HELD_SHARE = 0.95
@@ -278,10 +290,10 @@ class Job:
     """A ``spark-submit`` job in its own process group, so that SIGINT reaches the driver and the Python
     process as a Ctrl-C in a terminal would."""
 
-    def __init__(self, plan: RunPlan, spark_submit: str) -> None:
+    def __init__(self, plan: RunPlan, spark_submit: str, submit_options: Sequence[str] = ()) -> None:
         self.plan = plan
         self.log_path = plan.folder / "job.log"
-        command = [spark_submit, JOB_SCRIPT[plan.mode]]
+        command = [spark_submit, *submit_options, JOB_SCRIPT[plan.mode]]
         for override in plan.overrides:
             command += ["--set", override]
         self.log_file = self.log_path.open("w")
@@ -351,6 +363,65 @@ def wait_for(condition: Callable[[], bool], job: Job, timeout: float, what: str)
             )
         time.sleep(0.5)
     return condition()
+
+
+def batch_started(checkpoint: Path) -> bool:
+    """True once a query has fixed the offsets of its first batch (``offsets/0``): a Real-Time Mode batch
+    commits only at its end, but reads every record after those offsets."""
+    return (checkpoint / "offsets" / "0").is_file()
+
+
+def topic_messages(bootstrap_servers: str, topic: str) -> int:
+    """How many messages ``topic`` holds (the sum of its partitions' end offsets; the topics here are new)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"latency-{uuid.uuid4().hex}"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions)
+    finally:
+        consumer.close()
+
+
+def quantile(ordered: Sequence[float], p: float) -> float:
+    """The ``p`` quantile of sorted values, linearly interpolated (as Spark's ``percentile``)."""
+    position = (len(ordered) - 1) * p
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def alert_latencies(bootstrap_servers: str, topic: str, expected: int, timeout: float = 120.0) -> dict[str, Any]:
+    """Read the alerts topic with a plain consumer: each alert's latency is the time the broker appended it
+    (the topic keeps LogAppendTime) minus its source record's Kafka timestamp (the producer's send time)."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap_servers, "group.id": f"latency-{uuid.uuid4().hex}",
+        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+    })
+    consumer.subscribe([topic])
+    latencies, sources = [], set()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(latencies) < expected and time.monotonic() < deadline:
+            for message in consumer.consume(10_000, timeout=1.0):
+                if message.error():
+                    continue
+                alert = json.loads(message.value())
+                source = alert["source"]
+                created_ms = datetime.fromisoformat(source["timestamp"]).timestamp() * 1000
+                latencies.append(message.timestamp()[1] - created_ms)
+                sources.add((source["topic"], source["partition"], source["offset"]))
+    finally:
+        consumer.close()
+    result: dict[str, Any] = {"count": len(latencies), "commits": None, "duplicates": len(latencies) - len(sources)}
+    if latencies:
+        ordered = sorted(latencies)
+        for p in PERCENTILES:
+            result[f"p{round(p * 100)}_ms"] = round(quantile(ordered, p), 1)
+        result["max_ms"], result["min_ms"] = round(ordered[-1], 1), round(ordered[0], 1)
+    return result
 
 
 # -------------------------------------------------------------------------------------------- analysis
@@ -424,7 +495,8 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
     topic = f"{args.topic_prefix}{mode}-{rate}-{datetime.now(UTC):%H%M%S}"
     folder = run_dir / f"{mode}-{rate}"
     folder.mkdir(parents=True, exist_ok=True)
-    trigger_key = "etl.trigger" if mode == "stateless" else "analytics.trigger"
+    trigger_key = {"stateless": "etl.trigger", "windows": "analytics.trigger"}.get(mode, "alerts.trigger")
+    alerts_topic = f"{topic}-alerts"
     overrides = [
         f"kafka.bootstrap_servers={args.bootstrap_servers}",
         f"kafka.topic={topic}",
@@ -435,6 +507,16 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
     ]
     if mode == "windows":
         overrides += [f"analytics.window={args.window}", f"analytics.watermark={args.watermark}"]
+    submit_options: list[str] = []
+    if mode in ALERT_MODES:
+        overrides += [
+            f"alerts.topic={alerts_topic}", f"alerts.dead_letters_topic={topic}-dead",
+            f"alerts.rules={EVERY_EVENT_RULE}", f"alerts.checkpoint_interval={args.checkpoint_interval}",
+        ]
+        if mode == "alerts-realtime":
+            overrides.append("alerts.trigger=realTime")
+            # A task slot per partition for the long Real-Time tasks, and two for the copy query.
+            submit_options = ["--master", f"local[{args.partitions + 2}]"]
     overrides += args.job_set
     plan = RunPlan(mode, rate, topic, folder, load_settings(args.config, overrides), overrides)
     (folder / "tables").mkdir(exist_ok=True)
@@ -445,14 +527,21 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
     # Other work on the machine slows the job's batches; the load says how busy it was.
     report["load_average_at_start"] = load_average()
     create_topic(args.bootstrap_servers, topic, partitions=args.partitions, exist_ok=False)
+    if mode in ALERT_MODES:
+        # The broker's clock stamps each alert as it is appended: the moment it arrives on the topic.
+        create_topic(
+            args.bootstrap_servers, alerts_topic, partitions=args.partitions, exist_ok=False,
+            timestamp_type="LogAppendTime",
+        )
     job: Job | None = None
     try:
         log(f"{mode} at {rate:,}/s: starting {JOB_SCRIPT[mode]} on topic {topic} (log: {folder / 'job.log'})")
-        job = Job(plan, args.spark_submit)
+        job = Job(plan, args.spark_submit, submit_options)
         checkpoints = [plan.checkpoint(query) for query in QUERIES[mode]]
         # With starting_offsets=latest, a record sent before a query has fixed its first offsets would be
         # skipped; once every query has committed its first (empty) batch, nothing sent after is missed.
-        if not wait_for(lambda: all(committed_batches(c) for c in checkpoints), job, args.start_timeout, "its start"):
+        started_check = batch_started if mode == "alerts-realtime" else committed_batches
+        if not wait_for(lambda: all(started_check(c) for c in checkpoints), job, args.start_timeout, "its start"):
             raise BenchError(
                 f"the job did not commit its first batch within {args.start_timeout:.0f} s (log: {job.log_path})"
             )
@@ -477,7 +566,14 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
             )
 
         measured = plan.checkpoint(MEASURED_QUERY[mode])
-        if mode == "stateless":
+        if mode in ALERT_MODES:
+            expected = produced.delivered
+
+            def done() -> bool:
+                return topic_messages(args.bootstrap_servers, alerts_topic) >= expected
+
+            what = f"{expected:,} alerts on {alerts_topic}"
+        elif mode == "stateless":
             expected = produced.delivered
 
             def done() -> bool:
@@ -501,24 +597,30 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
         drain_started = time.monotonic()
         complete = wait_for(done, job, args.drain_timeout, what)
         report["complete"] = complete
-        # Stop between batches, not in the middle of one that is still writing its other tables.
-        wait_for(lambda: all(batches_settled(c) for c in checkpoints), job, 60, "the running batches to commit")
+        # Stop between batches, not in the middle of one that is still writing its other tables (a Real-Time
+        # batch lasts until its checkpoint interval: stopped in the middle, it runs again on the next start).
+        if mode != "alerts-realtime":
+            wait_for(lambda: all(batches_settled(c) for c in checkpoints), job, 60, "the running batches to commit")
         report["drain_seconds"] = round(time.monotonic() - drain_started, 1)
         log(
             f"  {'all committed' if complete else 'NOT all committed'} {report['drain_seconds']:.0f} s after "
             f"the last send (waited for {what})"
         )
+        if mode in ALERT_MODES:
+            report["latency"] = alert_latencies(args.bootstrap_servers, alerts_topic, expected)
     finally:
         if job is not None:
             code = job.stop()
             report["job_exit_code"] = code
             log(f"  job stopped (exit code {code})")
-        try:
-            delete_topic(args.bootstrap_servers, topic)
-        except EnvironmentProblem as problem:
-            log(f"  warning: {problem}")
+        for name in (topic, alerts_topic, f"{topic}-dead") if mode in ALERT_MODES else (topic,):
+            try:
+                delete_topic(args.bootstrap_servers, name)
+            except EnvironmentProblem as problem:
+                log(f"  warning: {problem}")
 
-    report["latency"] = analyser.latencies(plan, watermark_ms if mode == "windows" else 0)
+    if mode not in ALERT_MODES:
+        report["latency"] = analyser.latencies(plan, watermark_ms if mode == "windows" else 0)
     report["rows_committed"] = report["latency"]["count"]
     if not args.keep:
         for name in ("tables", "checkpoints"):
@@ -577,7 +679,8 @@ def print_table(runs: Sequence[dict[str, Any]]) -> None:
             notes.append(f"error: {run['error']}")
         lines.append((
             run["mode"], f"{run['rate_asked']:,}", f"{run['rate_achieved']:,}" if "rate_achieved" in run else "-",
-            f"{latency['count']:,}" if "count" in latency else "-", str(latency.get("commits", "-")),
+            f"{latency['count']:,}" if "count" in latency else "-",
+            "-" if latency.get("commits") is None else str(latency["commits"]),
             seconds(latency.get("p50_ms")), seconds(latency.get("p95_ms")), seconds(latency.get("p99_ms")),
             seconds(latency.get("max_ms")), "; ".join(notes),
         ))
@@ -621,8 +724,11 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help="events per second, one run each (default: 2000,10000,50000)")
     add("--duration", type=float, default=60.0, metavar="SECONDS", help="seconds of sending per run (default: 60)")
     add("--trigger", default="1 second", help="the jobs' processing-time trigger (default: '1 second')")
-    add("--modes", type=mode_list, default=list(MODES), metavar="MODES",
-        help="stateless (ETL silver), windows (analytics), or both separated by a comma (default: both)")
+    add("--modes", type=mode_list, default=["stateless", "windows"], metavar="MODES",
+        help="stateless (ETL silver), windows (analytics), alerts-realtime and alerts-microbatch (jobs/alerts.py "
+             "with a rule every event matches), separated by commas (default: stateless,windows)")
+    add("--checkpoint-interval", default="1 minute",
+        help="alerts.checkpoint_interval of the alerts modes (default: '1 minute')")
     add("--window", default="10 seconds", help="analytics.window in windows mode (default: '10 seconds')")
     add("--watermark", default="5 seconds", help="analytics.watermark in windows mode (default: '5 seconds')")
     add("--job-set", action="append", default=[], metavar="KEY=VALUE",
@@ -678,6 +784,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "latency": {
                 "stateless": "silver_events commit time - event_time (the producer's send time)",
                 "windows": "analytics_windows commit time - (window_end + watermark delay)",
+                "alerts": "the alert's arrival on the alerts topic (LogAppendTime) - its source record's Kafka "
+                          "timestamp (the producer's send time)",
             },
         },
         "rates_asked": args.rates,
