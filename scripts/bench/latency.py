@@ -77,8 +77,17 @@ TABLE = {
 QUERIES = {"stateless": ("ingest",), "windows": ("windows", "intake"), **dict.fromkeys(ALERT_MODES, ("detect", "copy"))}
 # The query whose checkpoint says when a mode's table is complete (windows: the watermark it evicted with).
 MEASURED_QUERY = {"stateless": "ingest", "windows": "windows", **dict.fromkeys(ALERT_MODES, "detect")}
-# The alerts modes' one rule: every valid event is an alert, so every event sent is measured.
-EVERY_EVENT_RULE = "[{name = 'every_event', when = 'true', severity = 'low'}]"
+def sample_rule(percent: int) -> str:
+    """The alerts modes' one rule: ``percent`` of the events are alerts, told by the number that ends their
+    event id (the producer numbers them), so that the harness knows how many to expect."""
+    when = "true" if percent >= 100 else f"try_cast(substring_index(event_id, '-', -1) AS BIGINT) % 100 < {percent}"
+    return f"[{{name = 'sample', when = \"{when}\", severity = 'low'}}]"
+
+
+def alerts_expected(sent: int, percent: int) -> int:
+    """How many of ``sent`` events (numbered 0 on) :func:`sample_rule` matches."""
+    whole, rest = divmod(sent, 100)
+    return whole * min(percent, 100) + min(rest, percent)
 PERCENTILES = (0.5, 0.95, 0.99)
 # Below this share of the asked rate the report says the producer did not hold it.
 RATE_HELD_SHARE = 0.95
@@ -365,12 +374,6 @@ def wait_for(condition: Callable[[], bool], job: Job, timeout: float, what: str)
     return condition()
 
 
-def batch_started(checkpoint: Path) -> bool:
-    """True once a query has fixed the offsets of its first batch (``offsets/0``): a Real-Time Mode batch
-    commits only at its end, but reads every record after those offsets."""
-    return (checkpoint / "offsets" / "0").is_file()
-
-
 def topic_messages(bootstrap_servers: str, topic: str) -> int:
     """How many messages ``topic`` holds (the sum of its partitions' end offsets; the topics here are new)."""
     from confluent_kafka import Consumer, TopicPartition
@@ -511,8 +514,11 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
     if mode in ALERT_MODES:
         overrides += [
             f"alerts.topic={alerts_topic}", f"alerts.dead_letters_topic={topic}-dead",
-            f"alerts.rules={EVERY_EVENT_RULE}", f"alerts.checkpoint_interval={args.checkpoint_interval}",
+            f"alerts.rules={sample_rule(args.alert_percent)}", f"alerts.checkpoint_interval={args.checkpoint_interval}",
         ]
+        # The topic is new: from its start, so that nothing sent before the detect query fixed its first
+        # offsets is skipped (a Real-Time batch writes its offsets when it ends, a checkpoint interval later).
+        overrides.append("kafka.starting_offsets=earliest")
         if mode == "alerts-realtime":
             overrides.append("alerts.trigger=realTime")
             # A task slot per partition for the long Real-Time tasks, and two for the copy query.
@@ -539,9 +545,10 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
         job = Job(plan, args.spark_submit, submit_options)
         checkpoints = [plan.checkpoint(query) for query in QUERIES[mode]]
         # With starting_offsets=latest, a record sent before a query has fixed its first offsets would be
-        # skipped; once every query has committed its first (empty) batch, nothing sent after is missed.
-        started_check = batch_started if mode == "alerts-realtime" else committed_batches
-        if not wait_for(lambda: all(started_check(c) for c in checkpoints), job, args.start_timeout, "its start"):
+        # skipped; once every query has committed its first (empty) batch, nothing sent after is missed. The
+        # alerts modes read the new topic from its start; the copy query's first commit says the job is up.
+        awaited = [plan.checkpoint("copy")] if mode in ALERT_MODES else checkpoints
+        if not wait_for(lambda: all(committed_batches(c) for c in awaited), job, args.start_timeout, "its start"):
             raise BenchError(
                 f"the job did not commit its first batch within {args.start_timeout:.0f} s (log: {job.log_path})"
             )
@@ -567,7 +574,7 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
 
         measured = plan.checkpoint(MEASURED_QUERY[mode])
         if mode in ALERT_MODES:
-            expected = produced.delivered
+            expected = alerts_expected(produced.delivered, args.alert_percent)
 
             def done() -> bool:
                 return topic_messages(args.bootstrap_servers, alerts_topic) >= expected
@@ -727,6 +734,8 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--modes", type=mode_list, default=["stateless", "windows"], metavar="MODES",
         help="stateless (ETL silver), windows (analytics), alerts-realtime and alerts-microbatch (jobs/alerts.py "
              "with a rule every event matches), separated by commas (default: stateless,windows)")
+    add("--alert-percent", type=int, default=100, metavar="P",
+        help="alerts modes: the percentage of events the one rule matches (default: 100)")
     add("--checkpoint-interval", default="1 minute",
         help="alerts.checkpoint_interval of the alerts modes (default: '1 minute')")
     add("--window", default="10 seconds", help="analytics.window in windows mode (default: '10 seconds')")
