@@ -394,9 +394,12 @@ def quantile(ordered: Sequence[float], p: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def alert_latencies(bootstrap_servers: str, topic: str, expected: int, timeout: float = 120.0) -> dict[str, Any]:
+def alert_latencies(
+    bootstrap_servers: str, topic: str, expected: int, since_ms: float = 0, timeout: float = 120.0
+) -> dict[str, Any]:
     """Read the alerts topic with a plain consumer: each alert's latency is the time the broker appended it
-    (the topic keeps LogAppendTime) minus its source record's Kafka timestamp (the producer's send time)."""
+    (the topic keeps LogAppendTime) minus its source record's Kafka timestamp (the producer's send time).
+    Alerts of records sent before ``since_ms`` (the warm-up) are read but not measured."""
     from confluent_kafka import Consumer
 
     consumer = Consumer({
@@ -404,21 +407,23 @@ def alert_latencies(bootstrap_servers: str, topic: str, expected: int, timeout: 
         "auto.offset.reset": "earliest", "enable.auto.commit": False,
     })
     consumer.subscribe([topic])
-    latencies, sources = [], set()
+    latencies, sources, read = [], set(), 0
     deadline = time.monotonic() + timeout
     try:
-        while len(latencies) < expected and time.monotonic() < deadline:
+        while read < expected and time.monotonic() < deadline:
             for message in consumer.consume(10_000, timeout=1.0):
                 if message.error():
                     continue
                 alert = json.loads(message.value())
                 source = alert["source"]
                 created_ms = datetime.fromisoformat(source["timestamp"]).timestamp() * 1000
-                latencies.append(message.timestamp()[1] - created_ms)
+                read += 1
                 sources.add((source["topic"], source["partition"], source["offset"]))
+                if created_ms >= since_ms:
+                    latencies.append(message.timestamp()[1] - created_ms)
     finally:
         consumer.close()
-    result: dict[str, Any] = {"count": len(latencies), "commits": None, "duplicates": len(latencies) - len(sources)}
+    result: dict[str, Any] = {"count": len(latencies), "commits": None, "duplicates": read - len(sources)}
     if latencies:
         ordered = sorted(latencies)
         for p in PERCENTILES:
@@ -438,7 +443,9 @@ class Analyser:
         self.spark_settings = dataclasses.replace(settings.spark, app_name="eventlake-latency-bench", prometheus=False)
         self.spark: Any = None
 
-    def latencies(self, plan: RunPlan, watermark_ms: int) -> dict[str, Any]:
+    def latencies(self, plan: RunPlan, watermark_ms: int, since_ms: float = 0) -> dict[str, Any]:
+        """The latency percentiles of the rows whose moment of readiness (event time; window end + the
+        watermark delay) is ``since_ms`` or later: the rows of the warm-up are not measured."""
         from pyspark.sql import functions as F
 
         from eventlake.runtime.session import build_spark_session
@@ -462,7 +469,7 @@ class Analyser:
             ready_ms = F.unix_millis(F.col("window_end")) + F.lit(watermark_ms)
         joined = rows.join(F.broadcast(files), "file_name", "left").withColumn(
             "latency_ms", F.col("commit_ms") - ready_ms
-        )
+        ).where(ready_ms >= F.lit(int(since_ms)))
         quantiles = ", ".join(str(p) for p in PERCENTILES)
         summary = joined.agg(
             F.count(F.lit(1)).alias("rows"),
@@ -554,6 +561,7 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
             )
         log(f"  job started after {time.monotonic() - started:.0f} s; producing for {args.duration:.0f} s")
 
+        measured_from_ms = time.time() * 1000 + args.warmup * 1000
         produced = produce_steadily(args.bootstrap_servers, topic, rate, args.duration, window_ms)
         report.update(
             rate_achieved=round(produced.achieved_rate),
@@ -614,7 +622,7 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
             f"the last send (waited for {what})"
         )
         if mode in ALERT_MODES:
-            report["latency"] = alert_latencies(args.bootstrap_servers, alerts_topic, expected)
+            report["latency"] = alert_latencies(args.bootstrap_servers, alerts_topic, expected, measured_from_ms)
     finally:
         if job is not None:
             code = job.stop()
@@ -627,7 +635,7 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
                 log(f"  warning: {problem}")
 
     if mode not in ALERT_MODES:
-        report["latency"] = analyser.latencies(plan, watermark_ms if mode == "windows" else 0)
+        report["latency"] = analyser.latencies(plan, watermark_ms if mode == "windows" else 0, measured_from_ms)
     report["rows_committed"] = report["latency"]["count"]
     if not args.keep:
         for name in ("tables", "checkpoints"):
@@ -734,6 +742,8 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--modes", type=mode_list, default=["stateless", "windows"], metavar="MODES",
         help="stateless (ETL silver), windows (analytics), alerts-realtime and alerts-microbatch (jobs/alerts.py "
              "with a rule every event matches), separated by commas (default: stateless,windows)")
+    add("--warmup", type=float, default=0.0, metavar="SECONDS",
+        help="the first seconds of sending are not measured: the steady state without the start-up (default: 0)")
     add("--alert-percent", type=int, default=100, metavar="P",
         help="alerts modes: the percentage of events the one rule matches (default: 100)")
     add("--checkpoint-interval", default="1 minute",
@@ -755,6 +765,8 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.duration <= 0:
         parser.error("--duration must be positive")
+    if not 0 <= args.warmup < args.duration:
+        parser.error("--warmup must be 0 or more and shorter than --duration")
     return args
 
 
@@ -786,6 +798,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": {
             "trigger": args.trigger,
             "duration_seconds": args.duration,
+            "warmup_seconds": args.warmup,
             "window": args.window,
             "watermark": args.watermark,
             "partitions": args.partitions,
