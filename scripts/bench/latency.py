@@ -58,7 +58,9 @@ from urllib.parse import unquote
 from confluent_kafka import KafkaException, Producer
 
 from eventlake.local.producer import format_event_time, generate_records, producer_config
-from eventlake.pipeline import alerts, analytics, etl
+from eventlake.pipeline import alerts, analytics, etl, etl_by_state
+from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.config import ConfigError, Settings, load_settings, parse_duration
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.kafka_admin import create_topic, delete_topic
@@ -151,11 +153,12 @@ def event_templates(count: int) -> list[EventTemplate]:
 
 
 def produce_steadily(
-    bootstrap_servers: str, topic: str, rate: float, duration: float, window_ms: int | None
+    bootstrap_servers: str, topic: str, rate: float, duration: float, window_ms: int | None, invalid_percent: int = 0
 ) -> ProduceResult:
     """Send events at ``rate`` per second for ``duration`` seconds, each stamped with the time it is sent,
-    and wait until they are acknowledged. A producer that cannot keep up sends what it can: the result
-    says how many and how fast."""
+    and wait until they are acknowledged; ``invalid_percent`` of the records (numbered 0 on: those whose number
+    modulo 100 is below it) are not JSON, dead letters for the job. A producer that cannot keep up sends what
+    it can: the result says how many and how fast."""
     result = ProduceResult(asked_rate=rate)
     templates = event_templates(TEMPLATE_COUNT)
     producer = Producer(producer_config(bootstrap_servers))
@@ -190,6 +193,8 @@ def produce_steadily(
                 last_ms, stamp = now_ms, format_event_time(datetime.fromtimestamp(now_ms / 1000, UTC)).encode()
             template = templates[sent % len(templates)]
             value = b"".join((template.head, f"{prefix}-{sent}".encode(), template.between, stamp, template.tail))
+            if sent % 100 < invalid_percent:
+                value = value[:-1]  # the closing brace cut off: NOT_JSON
             _produce(producer, topic, template.key, value, on_delivery)
             producer.poll(0)
             if window_ms:
@@ -300,6 +305,22 @@ class RunPlan:
 
     def checkpoint(self, query: str) -> Path:
         return Path(self.settings.storage.checkpoint_path(JOB_NAME[self.mode], query))
+
+    @property
+    def queries(self) -> tuple[str, ...]:
+        """The checkpoint folders of the job's queries (the ETL with state de-duplication runs two)."""
+        if self.silver_by_state:
+            return (etl_by_state.RAW_CHECKPOINT, etl_by_state.SILVER_CHECKPOINT)
+        return QUERIES[self.mode]
+
+    @property
+    def measured_query(self) -> str:
+        """The query whose checkpoint says when the measured table is complete."""
+        return etl_by_state.SILVER_CHECKPOINT if self.silver_by_state else MEASURED_QUERY[self.mode]
+
+    @property
+    def silver_by_state(self) -> bool:
+        return self.mode == "stateless" and self.settings.etl.silver_dedup == "state"
 
 
 class Job:
@@ -450,9 +471,12 @@ class Analyser:
         self.spark_settings = dataclasses.replace(settings.spark, app_name="eventlake-latency-bench", prometheus=False)
         self.spark: Any = None
 
-    def latencies(self, plan: RunPlan, watermark_ms: int, since_ms: float = 0) -> dict[str, Any]:
+    def latencies(
+        self, plan: RunPlan, watermark_ms: int, since_ms: float = 0, table_path: Path | None = None
+    ) -> dict[str, Any]:
         """The latency percentiles of the rows whose moment of readiness (event time; window end + the
-        watermark delay) is ``since_ms`` or later: the rows of the warm-up are not measured."""
+        watermark delay; a dead letter's Kafka timestamp) is ``since_ms`` or later: the rows of the warm-up are
+        not measured. ``table_path``: another table than the mode's (the dead letters)."""
         from pyspark.sql import functions as F
 
         from eventlake.runtime.session import build_spark_session
@@ -461,16 +485,19 @@ class Analyser:
             log("starting a Spark session to read the tables")
             self.spark = build_spark_session(self.spark_settings)
         spark = self.spark
+        table_path = table_path or plan.table_path
         commits = [
-            (name, c["version"], c["commit_ms"]) for c in delta_commits(plan.table_path) for name, _ in c["files"]
+            (name, c["version"], c["commit_ms"]) for c in delta_commits(table_path) for name, _ in c["files"]
         ]
         if not commits:
             return {"count": 0, "commits": 0}
         files = spark.createDataFrame(commits, "file_name string, version long, commit_ms long")
-        rows = spark.read.format("delta").load(str(plan.table_path)).withColumn(
+        rows = spark.read.format("delta").load(str(table_path)).withColumn(
             "file_name", F.regexp_extract(F.col("_metadata.file_path"), r"[^/]+$", 0)
         )
-        if plan.mode == "stateless":
+        if "raw_value" in rows.columns:  # dead letters: the producer stamped the Kafka timestamp when it sent
+            ready_ms = F.unix_millis(F.col("kafka_timestamp"))
+        elif plan.mode == "stateless":
             ready_ms = F.unix_millis(F.col("event_time"))
         else:
             ready_ms = F.unix_millis(F.col("window_end")) + F.lit(watermark_ms)
@@ -488,7 +515,7 @@ class Analyser:
         ).first()
         if summary["rows"] != summary["matched"]:
             raise BenchError(
-                f"{summary['rows'] - summary['matched']} rows of {plan.table_path} come from files no commit in "
+                f"{summary['rows'] - summary['matched']} rows of {table_path} come from files no commit in "
                 "its _delta_log added (was the table compacted or rewritten?)"
             )
         result: dict[str, Any] = {"count": summary["rows"], "commits": summary["commits"]}
@@ -544,6 +571,8 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
     window_ms = round(plan.settings.analytics.window.total_seconds() * 1000) if mode == "windows" else None
 
     report: dict[str, Any] = {"mode": mode, "rate_asked": rate, "topic": topic, "job_log": str(folder / "job.log")}
+    if mode == "stateless":
+        report["silver_dedup"] = plan.settings.etl.silver_dedup
     # Other work on the machine slows the job's batches; the load says how busy it was.
     report["load_average_at_start"] = load_average()
     create_topic(args.bootstrap_servers, topic, partitions=args.partitions, exist_ok=False)
@@ -557,7 +586,7 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
     try:
         log(f"{mode} at {rate:,}/s: starting {JOB_SCRIPT[mode]} on topic {topic} (log: {folder / 'job.log'})")
         job = Job(plan, args.spark_submit, submit_options)
-        checkpoints = [plan.checkpoint(query) for query in QUERIES[mode]]
+        checkpoints = [plan.checkpoint(query) for query in plan.queries]
         # With starting_offsets=latest, a record sent before a query has fixed its first offsets would be
         # skipped; once every query has committed its first (empty) batch, nothing sent after is missed. The
         # alerts modes read the new topic from its start; the copy query's first commit says the job is up.
@@ -569,7 +598,10 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
         log(f"  job started after {time.monotonic() - started:.0f} s; producing for {args.duration:.0f} s")
 
         measured_from_ms = time.time() * 1000 + args.warmup * 1000
-        produced = produce_steadily(args.bootstrap_servers, topic, rate, args.duration, window_ms)
+        produced = produce_steadily(
+            args.bootstrap_servers, topic, rate, args.duration, window_ms,
+            args.invalid_percent if mode == "stateless" else 0,
+        )
         report.update(
             rate_achieved=round(produced.achieved_rate),
             rate_held=produced.achieved_rate >= RATE_HELD_SHARE * rate,
@@ -587,7 +619,7 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
                 f"(first error: {produced.first_error})"
             )
 
-        measured = plan.checkpoint(MEASURED_QUERY[mode])
+        measured = plan.checkpoint(plan.measured_query)
         if mode in ALERT_MODES:
             expected = alerts_expected(produced.delivered, args.alert_percent)
 
@@ -643,6 +675,9 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
 
     if mode not in ALERT_MODES:
         report["latency"] = analyser.latencies(plan, watermark_ms if mode == "windows" else 0, measured_from_ms)
+    if mode == "stateless" and args.invalid_percent:
+        dead_letters = Path(plan.settings.storage.table_path(job_table(etl.JOB, DEAD_LETTERS_TABLE)))
+        report["dead_letter_latency"] = analyser.latencies(plan, 0, measured_from_ms, dead_letters)
     report["rows_committed"] = report["latency"]["count"]
     if not args.keep:
         for name in ("tables", "checkpoints"):
@@ -699,13 +734,18 @@ def print_table(runs: Sequence[dict[str, Any]]) -> None:
             notes.append("not all committed")
         if run.get("error"):
             notes.append(f"error: {run['error']}")
-        lines.append((
-            run["mode"], f"{run['rate_asked']:,}", f"{run['rate_achieved']:,}" if "rate_achieved" in run else "-",
-            f"{latency['count']:,}" if "count" in latency else "-",
-            "-" if latency.get("commits") is None else str(latency["commits"]),
-            seconds(latency.get("p50_ms")), seconds(latency.get("p95_ms")), seconds(latency.get("p99_ms")),
-            seconds(latency.get("max_ms")), "; ".join(notes),
-        ))
+        mode = run["mode"] + (f" ({run['silver_dedup']})" if "silver_dedup" in run else "")
+        paths = [(mode, latency)]
+        if "dead_letter_latency" in run:
+            paths.append((f"{mode} dead letters", run["dead_letter_latency"]))
+        for name, figures in paths:
+            lines.append((
+                name, f"{run['rate_asked']:,}", f"{run['rate_achieved']:,}" if "rate_achieved" in run else "-",
+                f"{figures['count']:,}" if "count" in figures else "-",
+                "-" if figures.get("commits") is None else str(figures["commits"]),
+                seconds(figures.get("p50_ms")), seconds(figures.get("p95_ms")), seconds(figures.get("p99_ms")),
+                seconds(figures.get("max_ms")), "; ".join(notes),
+            ))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         cells = [line[0].ljust(widths[0])] + [
@@ -751,6 +791,9 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
              "with a rule every event matches), separated by commas (default: stateless,windows)")
     add("--warmup", type=float, default=0.0, metavar="SECONDS",
         help="the first seconds of sending are not measured: the steady state without the start-up (default: 0)")
+    add("--invalid-percent", type=int, default=0, metavar="P",
+        help="stateless: this percentage of the records are not JSON, and the dead letters' latency (their "
+        "commit - the record's Kafka timestamp) is reported beside silver's (default 0: none)")
     add("--alert-percent", type=int, default=100, metavar="P",
         help="alerts modes: the percentage of events the one rule matches (default: 100)")
     add("--checkpoint-interval", default="1 minute",
@@ -788,6 +831,8 @@ def check_arguments(args: argparse.Namespace) -> None:
             parse_duration(getattr(args, option))
         except ValueError as error:
             raise BenchError(f"--{option}: {error}") from None
+    if not 0 <= args.invalid_percent <= 100:
+        raise BenchError("--invalid-percent must be between 0 and 100")
     args.config = str(Path(args.config).resolve())
     # The jobs' own config loading, so that a wrong --job-set key is reported now, not by a job later.
     load_settings(args.config, args.job_set)
@@ -809,6 +854,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "window": args.window,
             "watermark": args.watermark,
             "partitions": args.partitions,
+            "invalid_percent": args.invalid_percent,
             "job_set": args.job_set,
             "latency": {
                 "stateless": "silver_events commit time - event_time (the producer's send time)",

@@ -11,6 +11,9 @@ One streaming query, ``etl_ingest``, reads each record once and parses it once. 
   within ``etl.silver_dedup_days`` event days)
   and counts the batch in ``intake_batches``, last.
 
+With ``etl.silver_dedup = "state"`` two queries replace that one (:mod:`eventlake.pipeline.etl_by_state`):
+one appends the records to bronze, the other parses them once and de-duplicates silver with its state.
+
 Every write is idempotent per micro-batch and retried with exponential backoff on transient failures
 (``retry``, the policy of every job's writes); when the retries run out the job stops, and a restart resumes
 from the checkpoints.
@@ -20,11 +23,13 @@ from __future__ import annotations
 
 from functools import partial
 
+from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from eventlake.pipeline.contract import parse_events, with_job_clock
 from eventlake.pipeline.dimensions import ensure_dimension_table
+from eventlake.pipeline.etl_by_state import SILVER_CHECKPOINT, state_dedup_starts
 from eventlake.pipeline.etl_stages import StageContext, run_stages, to_bronze, to_silver
 from eventlake.pipeline.intake import BatchCounts, observe_dead_letters, write_intake_batch
 from eventlake.pipeline.sinks import (
@@ -36,6 +41,8 @@ from eventlake.pipeline.sinks import (
 )
 from eventlake.pipeline.sources import read_kafka_stream
 from eventlake.runtime.config import ConfigError, RetrySettings, Settings, StorageSettings, resolve_secret
+from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.hadoop_files import HadoopFiles
 from eventlake.runtime.retry import with_retries
 from eventlake.runtime.runner import QueryPlan
 from eventlake.runtime.storage_checks import claim_checkpoint, refuse_replaced_checkpoints, require_folder
@@ -104,17 +111,41 @@ def silver_rows(raw: DataFrame, settings: Settings, context: StageContext) -> Da
         raise ConfigError(f"etl.transforms {list(etl.transforms)} cannot run: {first_line}") from None
 
 
+def refuse_silver_of_merge(spark: SparkSession, storage: StorageSettings, checkpoint: str) -> None:
+    """Refuse to start the silver query on a new checkpoint when silver already has rows (written by the
+    merge mode, or by a silver query whose checkpoint was removed): its empty state would not know their
+    event ids, and it would append them again as it reads the topic."""
+    silver = storage.table_path(SILVER_TABLE)
+    if HadoopFiles(spark).exists(f"{checkpoint.rstrip('/')}/commits"):
+        return
+    if DeltaTable.isDeltaTable(spark, silver) and not spark.read.format("delta").load(silver).isEmpty():
+        raise EnvironmentProblem(
+            f"etl.silver_dedup = 'state' starts a new silver query ({checkpoint}) but {silver} already has rows: "
+            "the query's state would not know their event ids and would add them again. Keep "
+            "etl.silver_dedup = 'merge' for this table, or start state mode on a new storage.tables_root."
+        )
+
+
 def etl_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
-    """The ETL's one query; checks the storage, the stages and the dimension table, and claims the
-    checkpoint, before it starts."""
+    """The ETL's query (two with ``etl.silver_dedup = "state"``); checks the storage, the stages and the
+    dimension table, and claims the checkpoints, before they start."""
     storage, etl = settings.storage, settings.etl
     require_folder(storage.tables_root, "tables root")
-    checkpoint = storage.checkpoint_path(JOB, "ingest")
     replaced = [storage.checkpoint_path(JOB, old) for old in ("bronze", "silver")]
     refuse_replaced_checkpoints(spark, replaced, JOB, INGEST_QUERY)
-    checkpoint_id = claim_checkpoint(spark, checkpoint, JOB, "ingest", settings.kafka.topic)
     dimension = ensure_dimension_table(spark, etl.enrich, storage) if "enrich" in etl.transforms else None
     context = StageContext(etl=etl, dimension=dimension, pii_salt=resolve_secret(etl.pii.salt))
+    in_turn = etl.trigger == "availableNow"
+    if etl.silver_dedup == "state":
+        refuse_silver_of_merge(spark, storage, storage.checkpoint_path(JOB, SILVER_CHECKPOINT))
+        starts, state_checkpoints = state_dedup_starts(
+            spark, settings, job=JOB, silver_table=SILVER_TABLE,
+            stage_rows=lambda raw: silver_rows(raw, settings, context), write_bronze=write_bronze,
+        )
+        return QueryPlan(starts=starts, in_turn=in_turn, state_checkpoints=state_checkpoints)
+
+    checkpoint = storage.checkpoint_path(JOB, "ingest")
+    checkpoint_id = claim_checkpoint(spark, checkpoint, JOB, "ingest", settings.kafka.topic)
     rows = silver_rows(read_kafka_stream(spark, settings.kafka).transform(with_job_clock), settings, context)
     writer = BatchWriter.for_checkpoint(spark, INGEST_QUERY, checkpoint, checkpoint_id)
     write_batch = partial(
@@ -137,4 +168,4 @@ def etl_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
             rows.transform(observe_dead_letters), write_batch, INGEST_QUERY, checkpoint, etl.trigger
         )
 
-    return QueryPlan(starts=(start_ingest,), in_turn=etl.trigger == "availableNow")
+    return QueryPlan(starts=(start_ingest,), in_turn=in_turn)

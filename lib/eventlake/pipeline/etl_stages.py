@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from eventlake.pipeline.contract import mark_invalid
-from eventlake.runtime.config import EtlSettings
+from eventlake.runtime.config import EtlSettings, spark_interval
 
 
 class StageErrorCode(StrEnum):
@@ -180,13 +181,45 @@ def to_bronze(raw: DataFrame) -> DataFrame:
 _FIRST_COPY_ORDER = ("event_time", "kafka_timestamp", "topic", "partition", "offset")
 
 
+def silver_columns(rows: DataFrame) -> DataFrame:
+    """Valid rows after the stages -> silver's columns: the event columns, promoted and dimension columns, and
+    the Kafka coordinates (every valid row: copies of an ``event_id`` included)."""
+    return rows.where(_is_valid()).withColumnRenamed("timestamp", "kafka_timestamp").drop(*_NOT_IN_SILVER)
+
+
 def to_silver(rows: DataFrame) -> DataFrame:
-    """Valid rows after the stages -> silver rows: the event columns, promoted and dimension columns,
-    and the Kafka coordinates, one row per ``event_id``: the copy with the earliest event time."""
-    valid = rows.where(_is_valid()).withColumnRenamed("timestamp", "kafka_timestamp")
-    silver = valid.drop(*_NOT_IN_SILVER)
+    """Valid rows after the stages -> silver rows (:func:`silver_columns`), one row per ``event_id``: the copy
+    with the earliest event time."""
+    silver = rows.transform(silver_columns)
     if silver.isStreaming:
         return silver
     order = [F.col(name).asc_nulls_last() for name in _FIRST_COPY_ORDER if name in silver.columns]
     copy = F.row_number().over(Window.partitionBy("event_id").orderBy(*order))
     return silver.withColumn("_copy", copy).where(F.col("_copy") == 1).drop("_copy")
+
+
+# The job's clock, carried past the contract (which drops its own copy) to time the de-duplication state.
+DEDUP_TIME_COLUMN = "_dedup_time"
+
+
+def drop_repeated_events(rows: DataFrame, within: timedelta) -> DataFrame:
+    """Rows after the stages (valid and invalid), carrying the job's clock in :data:`DEDUP_TIME_COLUMN` -> the
+    same rows less the repeated copies of valid events: the first copy of each ``event_id`` stays
+    (``dropDuplicatesWithinWatermark``), every invalid record too. In a stream, an id stays in the query's
+    state for at least ``within`` of the job's clock after its first copy; a copy arriving later is kept again.
+
+    The watermark is on the job's clock, not on ``event_time``: Spark's de-duplication drops rows behind the
+    watermark, which on event time would silently keep late events out of silver. The job's clock only moves
+    forward, so no row is ever behind it."""
+    # An invalid record is its own key (its coordinates), so none is ever taken for a copy of another.
+    key = F.when(_is_valid(), F.concat(F.lit("event:"), F.col("event_id"))).otherwise(
+        F.concat_ws("/", F.lit("record"), "topic", "partition", "offset")
+    )
+    keyed = rows.withColumn("_dedup_key", key)
+    if not rows.isStreaming:  # a finite set: every copy is within reach (Spark refuses the operator here)
+        return keyed.dropDuplicates(["_dedup_key"]).drop("_dedup_key", DEDUP_TIME_COLUMN)
+    return (
+        keyed.withWatermark(DEDUP_TIME_COLUMN, spark_interval(within))
+        .dropDuplicatesWithinWatermark(["_dedup_key"])
+        .drop("_dedup_key", DEDUP_TIME_COLUMN)
+    )

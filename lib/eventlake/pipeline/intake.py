@@ -38,16 +38,21 @@ def observe_dead_letters(parsed: DataFrame) -> DataFrame:
 
 def count_intake_per_partition(parsed: DataFrame, job: str, batch_id: int) -> DataFrame:
     """Rows of :func:`~eventlake.pipeline.contract.parse_events` -> one row per topic partition: the first and
-    last offset read, the number of records, and how many were valid and invalid."""
-    is_valid = F.col("error_code").isNull()
+    last offset read, the number of records, and how many were valid and invalid (NULL for Kafka rows not
+    parsed: without ``error_code``)."""
+    if "error_code" in parsed.columns:
+        is_valid = F.col("error_code").isNull()
+        valid, invalid = F.count(F.when(is_valid, 1)), F.count(F.when(~is_valid, 1))
+    else:
+        valid = invalid = F.lit(None).cast("long")
     return parsed.groupBy("topic", "partition").agg(
         F.lit(job).alias("job"),
         F.lit(batch_id).cast("long").alias("batch_id"),
         F.min("offset").alias("first_offset"),
         F.max("offset").alias("last_offset"),
         F.count(F.lit(1)).alias("records"),
-        F.count(F.when(is_valid, 1)).alias("valid"),
-        F.count(F.when(~is_valid, 1)).alias("invalid"),
+        valid.alias("valid"),
+        invalid.alias("invalid"),
     ).select("job", "batch_id", "topic", "partition", "first_offset", "last_offset", "records", "valid", "invalid")
 
 
@@ -102,14 +107,7 @@ def write_intake_batch(
     ).localCheckpoint(eager=True)
     counts = BatchCounts(**observation.get)
     if not counts.records:
-        # Offsets moved past records a consumer never sees (transaction markers): the batch is still
-        # accounted for, so the reconciliation finds every batch of the query.
-        empty = rows_frame(parsed.sparkSession, [_empty_intake_row(job, batch_id)], INTAKE_SCHEMA)
-        with_retries(
-            lambda: writer.append(empty, storage.table_path(job_table(job, INTAKE_TABLE)), batch_id, one_file=True),
-            retry,
-            f"{job}: writing the intake counts of batch {batch_id}",
-        )
+        _append_intake(parsed, batch_id, 0, job=job, storage=storage, writer=writer, retry=retry)
         return
 
     def write_dead_letters() -> None:
@@ -129,7 +127,46 @@ def write_intake_batch(
     if write_records is not None:
         writes.append(lambda: write_records(parsed, batch_id, counts))
     run_together(writes)
-    intake = count_intake_per_partition(parsed, job, batch_id)
+    _append_intake(parsed, batch_id, counts.records, job=job, storage=storage, writer=writer, retry=retry)
+
+
+def write_unparsed_intake_batch(
+    raw: DataFrame,
+    batch_id: int,
+    *,
+    job: str,
+    storage: StorageSettings,
+    writer: BatchWriter,
+    retry: RetrySettings,
+    write_records: Callable[[DataFrame, int, int], None],
+) -> None:
+    """Write one micro-batch of Kafka rows that another query parses: the job's own ``write_records(rows,
+    batch_id, records)``, then the intake counts per partition (records and offsets; ``valid`` and ``invalid``
+    NULL), each once per batch (``writer``). The rows are read from Kafka once and stored for both."""
+    raw = raw.localCheckpoint(eager=True)
+    records = raw.count()
+    if records:
+        write_records(raw, batch_id, records)
+    _append_intake(raw, batch_id, records, job=job, storage=storage, writer=writer, retry=retry)
+
+
+def _append_intake(
+    rows: DataFrame,
+    batch_id: int,
+    records: int,
+    *,
+    job: str,
+    storage: StorageSettings,
+    writer: BatchWriter,
+    retry: RetrySettings,
+) -> None:
+    """Append the batch's ``intake_batches`` rows: one per partition of ``rows``, or one with no partition when
+    the batch read no record (``records`` 0: offsets moved past records a consumer never sees, such as
+    transaction markers): the batch is still accounted for, so the reconciliation finds every batch."""
+    if not records:
+        intake = rows_frame(rows.sparkSession, [_empty_intake_row(job, batch_id)], INTAKE_SCHEMA)
+    else:
+        intake = count_intake_per_partition(rows, job, batch_id)
     with_retries(
         lambda: writer.append(intake, storage.table_path(job_table(job, INTAKE_TABLE)), batch_id, one_file=True),
         retry,

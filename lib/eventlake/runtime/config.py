@@ -165,7 +165,12 @@ class EtlSettings:
     (name -> Spark type), and its enrichment and PII rules. (The formats it reads are the contract's
     ``extractors``.) ``silver_dedup_days``: how many event days apart two copies of one ``event_id`` may be
     and still be kept once in silver; each silver MERGE reads that many days of silver either side of the
-    batch's event days."""
+    batch's event days.
+
+    ``silver_dedup``: how silver keeps each ``event_id`` once. ``merge`` (an insert-only MERGE against
+    ``silver_dedup_days`` of silver, in the one ingest query) or ``state`` (a second query reading the topic,
+    ``dropDuplicatesWithinWatermark`` on the event id with the ids of the last ``silver_dedup_within`` of the
+    job's clock in its state, and an append: a copy arriving later than that after the first is kept again)."""
 
     trigger: str = "availableNow"
     transforms: tuple[str, ...] = ("normalise", "promote_fields", "enrich", "mask_pii")
@@ -173,6 +178,8 @@ class EtlSettings:
     enrich: EnrichSettings = field(default_factory=EnrichSettings)
     pii: PiiSettings = field(default_factory=PiiSettings)
     silver_dedup_days: int = 1
+    silver_dedup: str = "merge"
+    silver_dedup_within: timedelta = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -391,6 +398,9 @@ def _check_choices(key: str, values: typing.Iterable[str], known: typing.Sequenc
             raise ConfigError(f"{key}: {value!r} is not one of {', '.join(known)}")
 
 
+SILVER_DEDUP_MODES = ("merge", "state")
+
+
 def _check_etl(etl: EtlSettings) -> None:
     _check_trigger("etl.trigger", etl.trigger)
     _check_choices("etl.enrich.on_miss", [etl.enrich.on_miss], ("keep", "dead_letter"))
@@ -398,6 +408,9 @@ def _check_etl(etl: EtlSettings) -> None:
         raise ConfigError(f"etl.transforms names a stage twice: {', '.join(etl.transforms)}")
     if etl.silver_dedup_days < 0:
         raise ConfigError("etl.silver_dedup_days must be 0 (the same event day only) or more")
+    _check_choices("etl.silver_dedup", [etl.silver_dedup], SILVER_DEDUP_MODES)
+    if etl.silver_dedup_within <= timedelta(0):
+        raise ConfigError("etl.silver_dedup_within must be a positive duration, e.g. '1 hour'")
 
 
 ALERT_SEVERITIES = ("low", "medium", "high", "critical")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,8 +11,10 @@ from pyspark.sql import functions as F
 
 from eventlake.pipeline.contract import with_error_columns
 from eventlake.pipeline.etl_stages import (
+    DEDUP_TIME_COLUMN,
     STAGES,
     StageContext,
+    drop_repeated_events,
     enrich_with_dimension,
     mask_pii,
     normalise_events,
@@ -187,3 +189,19 @@ def test_silver_keeps_the_copy_with_the_earliest_event_time_whatever_the_order(s
         f"{ROWS_SCHEMA}, offset long",
     ).withColumn("timestamp", F.lit(T))
     assert [(row.event_time, row.offset) for row in frame.transform(to_silver).collect()] == [(T, 1)]
+
+
+def test_drop_repeated_events_keeps_one_copy_per_event_id_and_every_invalid_record(spark):
+    schema = f"{ROWS_SCHEMA}, topic string, partition int, offset long, {DEDUP_TIME_COLUMN} timestamp"
+    valid = ("e-1", T, "web", "click", "u", "{}", None, None, None)
+    invalid = ("e-2", T, "web", "click", "u", "{}", "FIELD_TYPE", "no", "promote_fields")
+    rows = spark.createDataFrame(
+        [(*valid, "t", 0, 1, T), (*valid, "t", 1, 7, T), (*invalid, "t", 0, 2, T), (*invalid, "t", 0, 3, T)],
+        schema,
+    )
+    kept = rows.transform(drop_repeated_events, timedelta(hours=1))
+    assert DEDUP_TIME_COLUMN not in kept.columns and "_dedup_key" not in kept.columns
+    assert sorted((row.event_id, row.offset) for row in kept.where("error_code IS NOT NULL").collect()) == [
+        ("e-2", 2), ("e-2", 3),
+    ]
+    assert [row.event_id for row in kept.where("error_code IS NULL").collect()] == ["e-1"]

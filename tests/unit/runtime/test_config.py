@@ -166,6 +166,9 @@ def test_secrets_come_from_the_environment(monkeypatch):
 def test_the_etl_section_loads_typed():
     etl = load_settings(LOCAL).etl
     assert etl.silver_dedup_days == 1 and load_settings(LOCAL, ["etl.silver_dedup_days=3"]).etl.silver_dedup_days == 3
+    assert (etl.silver_dedup, etl.silver_dedup_within) == ("merge", timedelta(hours=1))
+    by_state = load_settings(LOCAL, ["etl.silver_dedup=state", "etl.silver_dedup_within='10 minutes'"]).etl
+    assert (by_state.silver_dedup, by_state.silver_dedup_within) == ("state", timedelta(minutes=10))
     contract = load_settings(LOCAL).contract
     assert contract.extractors == ("json", "kv") and contract.default_format == "json"
     assert etl.transforms == ("normalise", "promote_fields", "enrich", "mask_pii")
@@ -184,6 +187,8 @@ def test_the_etl_section_loads_typed():
         ("etl.enrich.on_miss=drop", "etl.enrich.on_miss: 'drop' is not one of keep, dead_letter"),
         ("etl.silver_dedup_days=-1", "etl.silver_dedup_days must be 0 (the same event day only) or more"),
         ("etl.silver_dedup_days=0", None),
+        ("etl.silver_dedup=window", "etl.silver_dedup: 'window' is not one of merge, state"),
+        ("etl.silver_dedup_within='0 seconds'", "etl.silver_dedup_within must be a positive duration"),
         ("retry.max_attempts=0", "retry.max_attempts must be at least 1"),
         ("etl.trigger=soon", "etl.trigger must be 'availableNow' or an interval"),
         ("contract.schema_versions=['1', '7']", "contract.schema_versions: '7' is not one of 1, 2"),

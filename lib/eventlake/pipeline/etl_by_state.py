@@ -1,0 +1,152 @@
+"""The ETL with ``etl.silver_dedup = "state"``: silver de-duplicated by a stateful query, not by a MERGE.
+
+Two queries read the topic:
+
+* ``etl_raw`` appends every record as it came to ``bronze_events`` and counts it in ``etl_intake_batches``
+  (records and offsets per partition; it parses nothing, so ``valid`` and ``invalid`` are NULL);
+* ``etl_silver`` parses each record once, runs the stages, drops the repeated copies of valid events with its
+  state (:func:`~eventlake.pipeline.etl_stages.drop_repeated_events`), and writes per micro-batch, once each:
+  the first copies to ``silver_events``, the invalid records to ``etl_dead_letters`` and the batch's
+  figures to ``etl_silver_batches`` (records read, valid, invalid, duplicates dropped, silver rows), so that
+  every record the query read is accounted for: ``valid = silver rows + duplicates``, ``invalid`` = its dead
+  letters.
+
+The MERGE reads ``etl.silver_dedup_days`` of silver for every batch, a cost that grows with the table; the
+state holds the ids of the last ``etl.silver_dedup_within`` of the job's clock, and each batch is an append.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from eventlake.pipeline.contract import JOB_TIME_COLUMN, RECORDS_READ, invalid_records, with_job_clock
+from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE, to_dead_letters
+from eventlake.pipeline.etl_stages import DEDUP_TIME_COLUMN, drop_repeated_events, silver_columns
+from eventlake.pipeline.intake import DEAD_LETTER_ROWS, observe_dead_letters, write_unparsed_intake_batch
+from eventlake.pipeline.job_tables import job_table
+from eventlake.pipeline.sinks import BatchWriter, fits_one_file, rows_frame, run_together, start_batch_stream
+from eventlake.pipeline.sources import read_kafka_stream
+from eventlake.runtime.config import RetrySettings, Settings, StorageSettings
+from eventlake.runtime.retry import with_retries
+from eventlake.runtime.running_batch import running_batch
+from eventlake.runtime.storage_checks import claim_checkpoint
+
+RAW_QUERY = "etl_raw"
+SILVER_QUERY = "etl_silver"
+# Checkpoint folders (not "bronze" or "silver": an earlier eventlake's queries of those names are refused).
+RAW_CHECKPOINT = "raw"
+SILVER_CHECKPOINT = "silver_state"
+SILVER_BATCHES_TABLE = "etl_silver_batches"
+SILVER_BATCHES_SCHEMA = (
+    "job string, batch_id long, records long, valid long, invalid long, duplicates long, silver_rows long,"
+    " start_offset string, end_offset string"
+)
+# The de-duplication's SQL metric of the rows it drops.
+DROPPED_DUPLICATES_METRIC = "numDroppedDuplicateRows"
+
+
+def write_silver_batch(
+    rows: DataFrame,
+    batch_id: int,
+    *,
+    spark: SparkSession,
+    job: str,
+    silver_table: str,
+    storage: StorageSettings,
+    writer: BatchWriter,
+    retry: RetrySettings,
+) -> None:
+    """``foreachBatch`` function of the silver query: the batch's first copies to silver, its invalid records to
+    the dead letters and its figures (:data:`SILVER_BATCHES_TABLE`), at the same time, each once (``writer``):
+    a batch run again after a crash skips the tables that hold it and writes the others. The rows are computed
+    once and stored: a stateful batch must not run twice. A batch that read nothing (it only moved the
+    watermark, evicting old ids) writes nothing. ``spark``: the job's session, which runs the query (a batch's
+    own session is another)."""
+    rows = rows.localCheckpoint(eager=True)
+    batch = running_batch(
+        spark, SILVER_QUERY, batch_id, observed=(RECORDS_READ, DEAD_LETTER_ROWS), metrics=(DROPPED_DUPLICATES_METRIC,)
+    )
+    records, invalid = batch.observed[RECORDS_READ], batch.observed[DEAD_LETTER_ROWS]
+    if not records:
+        return
+    silver = rows.transform(silver_columns)
+    silver_rows = silver.count()
+    writes = []
+    if silver_rows:
+        writes.append(partial(
+            with_retries,
+            lambda: writer.append(
+                silver, storage.table_path(silver_table), batch_id, ["event_date"], one_file=fits_one_file(silver_rows)
+            ),
+            retry,
+            f"{job}: writing batch {batch_id} to {silver_table}",
+        ))
+    if invalid:
+        dead_letters = invalid_records(rows).transform(to_dead_letters, job=job)
+        writes.append(partial(
+            with_retries,
+            lambda: writer.append(
+                dead_letters, storage.table_path(job_table(job, DEAD_LETTERS_TABLE)), batch_id,
+                one_file=fits_one_file(invalid),
+            ),
+            retry,
+            f"{job}: writing the dead letters of batch {batch_id}",
+        ))
+    figures = {
+        "job": job, "batch_id": batch_id, "records": records, "valid": records - invalid, "invalid": invalid,
+        "duplicates": batch.metrics[DROPPED_DUPLICATES_METRIC], "silver_rows": silver_rows,
+        "start_offset": batch.start_offset, "end_offset": batch.end_offset,
+    }
+    row = rows_frame(spark, [figures], SILVER_BATCHES_SCHEMA)
+    writes.append(partial(
+        with_retries,
+        lambda: writer.append(row, storage.table_path(SILVER_BATCHES_TABLE), batch_id, one_file=True),
+        retry,
+        f"{job}: writing the figures of batch {batch_id} to {SILVER_BATCHES_TABLE}",
+    ))
+    run_together(writes)
+
+
+def state_dedup_starts(
+    spark: SparkSession,
+    settings: Settings,
+    *,
+    job: str,
+    silver_table: str,
+    stage_rows: Callable[[DataFrame], DataFrame],
+    write_bronze: Callable[..., None],
+) -> tuple[tuple[Callable[[], StreamingQuery], ...], dict[str, str]]:
+    """The two queries' start functions (raw first) and the silver query's state checkpoint by name.
+    ``stage_rows``: Kafka rows -> rows after the contract and the stages; ``write_bronze(rows, batch_id,
+    records, storage=, writer=, retry=)``: the job's bronze append."""
+    storage, etl = settings.storage, settings.etl
+    raw_checkpoint = storage.checkpoint_path(job, RAW_CHECKPOINT)
+    silver_checkpoint = storage.checkpoint_path(job, SILVER_CHECKPOINT)
+    raw_id = claim_checkpoint(spark, raw_checkpoint, job, RAW_CHECKPOINT, settings.kafka.topic)
+    silver_id = claim_checkpoint(spark, silver_checkpoint, job, SILVER_CHECKPOINT, settings.kafka.topic)
+    raw_writer = BatchWriter.for_checkpoint(spark, RAW_QUERY, raw_checkpoint, raw_id)
+    write_raw = partial(
+        write_unparsed_intake_batch, job=job, storage=storage, writer=raw_writer, retry=settings.retry,
+        write_records=partial(write_bronze, storage=storage, writer=raw_writer, retry=settings.retry),
+    )
+    write_silver = partial(
+        write_silver_batch, spark=spark, job=job, silver_table=silver_table, storage=storage, retry=settings.retry,
+        writer=BatchWriter.for_checkpoint(spark, SILVER_QUERY, silver_checkpoint, silver_id),
+    )
+
+    def start_raw():
+        return start_batch_stream(read_kafka_stream(spark, settings.kafka), write_raw, RAW_QUERY, raw_checkpoint,
+                                  etl.trigger)
+
+    def start_silver():
+        raw = read_kafka_stream(spark, settings.kafka).transform(with_job_clock)
+        staged = stage_rows(raw.withColumn(DEDUP_TIME_COLUMN, F.col(JOB_TIME_COLUMN)))
+        first_copies = staged.transform(observe_dead_letters).transform(drop_repeated_events, etl.silver_dedup_within)
+        return start_batch_stream(first_copies, write_silver, SILVER_QUERY, silver_checkpoint, etl.trigger)
+
+    return (start_raw, start_silver), {SILVER_QUERY: silver_checkpoint}
