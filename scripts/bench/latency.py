@@ -422,6 +422,38 @@ def quantile(ordered: Sequence[float], p: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+BATCH_LINE = re.compile(r"^\[(\w+)\] batch \d+: (\d+) rows in ([\d.]+) s(?:.*state rows (\d+))?", re.MULTILINE)
+
+
+def batch_trend(job_log: Path, query: str, slice_seconds: float = 60.0) -> list[dict[str, Any]]:
+    """The batches of ``query`` in a job's log (its per-batch lines), in consecutive slices of about
+    ``slice_seconds`` of batch time: how many, their rows, median and longest duration, and the state rows
+    after the last one (stateful queries). A run that keeps up has flat durations and state from slice to
+    slice; one that falls behind has growing batches."""
+    try:
+        text = job_log.read_text(errors="replace")
+    except OSError:
+        return []
+    slices: list[dict[str, Any]] = []
+    elapsed, current = 0.0, None
+    for name, rows, duration, state_rows in BATCH_LINE.findall(text):
+        if name != query:
+            continue
+        if current is None or elapsed >= slice_seconds * len(slices):
+            current = {"from_s": round(elapsed), "batches": 0, "rows": 0, "durations": [], "state_rows": None}
+            slices.append(current)
+        current["batches"] += 1
+        current["rows"] += int(rows)
+        current["durations"].append(float(duration))
+        current["state_rows"] = int(state_rows) if state_rows else None
+        elapsed += float(duration)
+    for part in slices:
+        durations = sorted(part.pop("durations"))
+        part["median_s"] = round(durations[len(durations) // 2], 2)
+        part["max_s"] = round(durations[-1], 2)
+    return slices
+
+
 def alert_latencies(
     bootstrap_servers: str, topic: str, expected: int, since_ms: float = 0, timeout: float = 120.0
 ) -> dict[str, Any]:
@@ -595,7 +627,8 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
             raise BenchError(
                 f"the job did not commit its first batch within {args.start_timeout:.0f} s (log: {job.log_path})"
             )
-        log(f"  job started after {time.monotonic() - started:.0f} s; producing for {args.duration:.0f} s")
+        report["start_to_first_commit_seconds"] = round(time.monotonic() - started, 1)
+        log(f"  job started after {report['start_to_first_commit_seconds']:.0f} s; producing for {args.duration:.0f} s")
 
         measured_from_ms = time.time() * 1000 + args.warmup * 1000
         produced = produce_steadily(
@@ -679,6 +712,10 @@ def run_once(args: argparse.Namespace, mode: str, rate: int, run_dir: Path, anal
         dead_letters = Path(plan.settings.storage.table_path(job_table(etl.JOB, DEAD_LETTERS_TABLE)))
         report["dead_letter_latency"] = analyser.latencies(plan, 0, measured_from_ms, dead_letters)
     report["rows_committed"] = report["latency"]["count"]
+    trend_query = {"stateless": etl_by_state.SILVER_QUERY if plan.silver_by_state else etl.INGEST_QUERY,
+                   "windows": analytics.WINDOWS_QUERY}.get(mode)
+    if trend_query:
+        report["batches"] = batch_trend(folder / "job.log", trend_query)
     if not args.keep:
         for name in ("tables", "checkpoints"):
             shutil.rmtree(folder / name, ignore_errors=True)
@@ -722,8 +759,22 @@ def seconds(ms: Any) -> str:
     return f"{ms / 1000:.2f}" if isinstance(ms, (int, float)) else "-"
 
 
+def print_trends(runs: Sequence[dict[str, Any]]) -> None:
+    """Each run's batches over time (:func:`batch_trend`): whether the job kept up."""
+    for run in runs:
+        if not run.get("batches"):
+            continue
+        mode = run["mode"] + (f" ({run['silver_dedup']})" if "silver_dedup" in run else "")
+        print(f"\n{mode} at {run['rate_asked']:,}/s, batches by minute of batch time (from s: count, rows, "
+              "median s, max s, state rows):")
+        for part in run["batches"]:
+            state = "-" if part["state_rows"] is None else f"{part['state_rows']:,}"
+            print(f"  {part['from_s']:>5}: {part['batches']:>3} {part['rows']:>10,} {part['median_s']:>7.2f} "
+                  f"{part['max_s']:>7.2f} {state:>11}")
+
+
 def print_table(runs: Sequence[dict[str, Any]]) -> None:
-    header = ("mode", "asked/s", "achieved/s", "rows", "commits", "p50 s", "p95 s", "p99 s", "max s", "")
+    header = ("mode", "asked/s", "achieved/s", "rows", "commits", "p50 s", "p95 s", "p99 s", "max s", "start s", "")
     lines = [header]
     for run in runs:
         latency = run.get("latency", {})
@@ -744,7 +795,9 @@ def print_table(runs: Sequence[dict[str, Any]]) -> None:
                 f"{figures['count']:,}" if "count" in figures else "-",
                 "-" if figures.get("commits") is None else str(figures["commits"]),
                 seconds(figures.get("p50_ms")), seconds(figures.get("p95_ms")), seconds(figures.get("p99_ms")),
-                seconds(figures.get("max_ms")), "; ".join(notes),
+                seconds(figures.get("max_ms")),
+                f"{run['start_to_first_commit_seconds']:.0f}" if "start_to_first_commit_seconds" in run else "-",
+                "; ".join(notes),
             ))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
@@ -898,6 +951,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print()
     print_table(report["runs"])
+    print_trends(report["runs"])
     print(f"\nreport: {out}  (total {report['total_seconds']:.0f} s)")
     if not args.keep:
         print(f"tables and checkpoints deleted; job logs in {run_dir}")
