@@ -4,13 +4,14 @@ silver as the MERGE, ids remembered across batches and restarts, forgotten after
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from eventlake.pipeline.etl import BRONZE_TABLE, SILVER_TABLE
-from eventlake.pipeline.etl_by_state import SILVER_BATCHES_TABLE
+from eventlake.pipeline.etl_by_state import RAW_CHECKPOINT, SILVER_BATCHES_TABLE, SILVER_CHECKPOINT
 from eventlake.runtime.errors import EnvironmentProblem
 
 from .helpers import send
@@ -113,3 +114,32 @@ def test_state_mode_refuses_a_silver_table_it_did_not_write(spark, job_settings,
     with pytest.raises(EnvironmentProblem, match=r"already has rows: the query's state would not know their event ids"):
         run_etl(spark, etl_settings(job_settings, BY_STATE))
     assert silver_ids(spark, job_settings) == ["j1"]
+
+
+def test_state_mode_batches_run_again_after_a_crash_write_nothing_twice(spark, job_settings, kafka_bootstrap,
+                                                                        fresh_topic):
+    """A crash after a batch's writes but before its checkpoint commit, in both queries: the next run executes
+    the last batch again, from the state before it, and every table keeps its rows once."""
+    send(kafka_bootstrap, fresh_topic, [
+        json_event("a", "u1"), json_event("b", "u2"), json_event("a", "u1"), (b"u3", b"{not json"),
+        json_event("c", "u4"), json_event("b", "u2"),
+    ])
+    by_state = etl_settings(job_settings, BY_STATE, "kafka.max_offsets_per_trigger=2")
+    run_etl(spark, by_state)
+    tables = (SILVER_TABLE, BRONZE_TABLE, ETL_DEAD_LETTERS, ETL_INTAKE, SILVER_BATCHES_TABLE)
+
+    def rows_of(settings):
+        return {name: sorted(map(str, read_table(spark, settings, name).drop("ingested_at").collect()))
+                for name in tables}
+
+    before = rows_of(by_state)
+    assert figures(spark, by_state) == {"records": 6, "valid": 5, "invalid": 1, "duplicates": 2, "silver_rows": 3}
+    for folder in (RAW_CHECKPOINT, SILVER_CHECKPOINT):
+        commits = Path(by_state.storage.checkpoint_path("etl", folder)) / "commits"
+        last_commit = max(commits.glob("[0-9]*"), key=lambda path: int(path.name))
+        last_commit.unlink()
+        (commits / f".{last_commit.name}.crc").unlink(missing_ok=True)
+    replayed = run_etl(spark, by_state)
+
+    assert all(query.recentProgress for query in replayed)  # each query ran its last batch again
+    assert rows_of(by_state) == before
