@@ -5,6 +5,8 @@ twice, and the killed analytics run reconciled."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from pyspark.sql import functions as F
 
@@ -45,3 +47,24 @@ def test_jobs_killed_at_random_moments_write_the_same_tables_as_runs_never_kille
     batches = spark.read.format("delta").load(analytics.killed.table_path("analytics_window_batches"))
     [figures] = batches.agg(F.sum("dropped_late").alias("late"), F.sum("dropped_duplicates").alias("dups")).collect()
     assert figures.late > 0 and figures.dups > 0, summary
+
+
+def test_the_etl_with_silver_by_state_killed_at_random_moments_writes_the_same_tables(
+    spark, kafka_bootstrap, fresh_topic, tmp_path
+):
+    # Its stateful silver query too: a batch run again starts from the state before it, and its appends and
+    # figures land once.
+    options = dataclasses.replace(OPTIONS, jobs=("etl-state",))
+    report = run_faults(options, spark, kafka_bootstrap, fresh_topic, tmp_path)
+    summary = report.summary()
+
+    assert report.differences() == [], summary
+    assert {job.job: len(job.kills) for job in report.jobs} == {"etl-state": 3}, summary
+    expected = {"bronze_events", "silver_events", "dim_pages", "etl_dead_letters", "etl_intake_batches",
+                "etl_silver_batches"}
+    assert {table.table for table in report.tables} == expected, summary
+    assert all(table.reference_rows > 0 for table in report.tables), summary
+    [figures] = spark.read.format("delta").load(report.jobs[0].killed.table_path("etl_silver_batches")).agg(
+        F.sum("duplicates").alias("duplicates"), F.sum("valid").alias("valid"), F.sum("silver_rows").alias("rows")
+    ).collect()
+    assert figures.duplicates > 0 and figures.valid == figures.rows + figures.duplicates, summary

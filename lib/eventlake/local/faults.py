@@ -2,7 +2,7 @@
 late, out-of-order and malformed records; its tables compared row for row with those of a run never killed,
 and the killed analytics run reconciled.
 
-    scripts/faults.sh [--kills 20] [--records 10000] [--jobs analytics,etl] [--seed N] [--keep] ...
+    scripts/faults.sh [--kills 20] [--records 10000] [--jobs analytics,etl,etl-state] [--seed N] [--keep] ...
 
 For each job, in each phase of the stream:
 
@@ -60,6 +60,7 @@ from eventlake.local.job_process import PROJECT_ROOT, JobRun, JobRunTimeout, job
 from eventlake.local.producer import ProducedRecord, generate_records, send_records
 from eventlake.pipeline.analytics import INTAKE_QUERY, WINDOWS_QUERY, analytics_queries
 from eventlake.pipeline.etl import INGEST_QUERY, etl_queries
+from eventlake.pipeline.etl_by_state import RAW_CHECKPOINT, RAW_QUERY, SILVER_CHECKPOINT, SILVER_QUERY
 from eventlake.pipeline.job_tables import PIPELINE_METRICS
 from eventlake.runtime.config import ConfigError, Settings, StorageSettings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
@@ -79,6 +80,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "analytics_window_batches": ("batch_id",),
     "bronze_events": ("topic", "partition", "offset"),
     "silver_events": ("event_id",),
+    "etl_silver_batches": ("batch_id",),
     "dim_pages": ("page",),
 }
 KEYS_BY_SUFFIX: dict[str, tuple[str, ...]] = {
@@ -98,16 +100,29 @@ _TABLE_ID = r'"reservoirId":"[^"]*"'
 @dataclass(frozen=True)
 class JobSpec:
     """A job as the fault run sees it: how to plan its queries in-process (the reference run), and its
-    queries with their checkpoint folders (``<checkpoint_root>/<job>/<folder>``) in the order data flows."""
+    queries with their checkpoint folders (``<checkpoint_root>/<job>/<folder>``) in the order data flows.
+    ``name``: what the fault run calls it; ``job``: the job it runs (``jobs/<job>.py``; default ``name``),
+    with ``overrides`` (``key=value``) on top of the config."""
 
     name: str
     plan: PlanQueries
     queries: tuple[tuple[str, str], ...]
+    job: str = ""
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def job_name(self) -> str:
+        return self.job or self.name
 
 
 JOBS = {
     "analytics": JobSpec("analytics", analytics_queries, ((INTAKE_QUERY, "intake"), (WINDOWS_QUERY, "windows"))),
     "etl": JobSpec("etl", etl_queries, ((INGEST_QUERY, "ingest"),)),
+    # The ETL with silver de-duplicated by state: two queries, the raw one first.
+    "etl-state": JobSpec(
+        "etl-state", etl_queries, ((RAW_QUERY, RAW_CHECKPOINT), (SILVER_QUERY, SILVER_CHECKPOINT)),
+        job="etl", overrides=("etl.silver_dedup=state",),
+    ),
 }
 
 
@@ -225,11 +240,11 @@ def where_it_stood(spec: JobSpec, storage: StorageSettings, stdout: str, started
                    before: dict[str, int]) -> tuple[str, str, bool]:
     """(moment, description, partly written) of a run just killed. ``before``: each query's latest
     ``offsets/N`` when the run started (-1: none)."""
-    if f"{spec.name}: starting" not in stdout:
+    if f"{spec.job_name}: starting" not in stdout:
         return "start-up", "during start-up (JVM, session, checks: no query started)", False
     advanced: tuple[str, int] | None = None
     for query, folder in spec.queries:
-        checkpoint = Path(storage.checkpoint_path(spec.name, folder))
+        checkpoint = Path(storage.checkpoint_path(spec.job_name, folder))
         offsets, commits = _batches(checkpoint / "offsets"), _batches(checkpoint / "commits")
         latest = max(offsets, default=-1)
         if latest >= 0 and latest not in commits:
@@ -304,7 +319,7 @@ class JobFaults:
     def _overrides(self, run: str) -> list[str]:
         root = self.folder / run
         storage = [f"storage.tables_root={root / 'tables'}", f"storage.checkpoint_root={root / 'checkpoints'}"]
-        return [*self.common, *storage]
+        return [*self.common, *self.spec.overrides, *storage]
 
     def _settings(self, run: str) -> Settings:
         (self.folder / run / "tables").mkdir(parents=True, exist_ok=True)
@@ -322,7 +337,7 @@ class JobFaults:
     def _latest_offsets(self) -> dict[str, int]:
         storage = self.killed.storage
         return {
-            query: max(_batches(Path(storage.checkpoint_path(self.spec.name, folder)) / "offsets"), default=-1)
+            query: max(_batches(Path(storage.checkpoint_path(self.spec.job_name, folder)) / "offsets"), default=-1)
             for query, folder in self.spec.queries
         }
 
@@ -332,7 +347,7 @@ class JobFaults:
         self.record.runs += 1
         overrides = [*self._overrides("killed"), f"spark.conf.spark.local.dir={self.folder / 'spark-local'}"]
         self.current = JobRun(
-            f"run-{self.record.runs:02d}", self.spec.name, overrides, self.folder / "logs", str(CONFIG)
+            f"run-{self.record.runs:02d}", self.spec.job_name, overrides, self.folder / "logs", str(CONFIG)
         )
         return self.current
 
@@ -341,7 +356,7 @@ class JobFaults:
         self.record.killed_seconds += run.seconds()
         if self.stopping.is_set():
             raise JobFailed(f"{self.spec.name}: stopped")
-        if code != 0 or f"{self.spec.name}: done" not in run.stdout():
+        if code != 0 or f"{self.spec.job_name}: done" not in run.stdout():
             raise JobFailed(f"{self.spec.name} {run.name} (phase {phase}) exited with {code} after a restart\n"
                             f"{run.logs()}")
         self.record.ran_to_the_end += 1
@@ -377,7 +392,7 @@ class JobFaults:
     def _run_until(self, run: JobRun, before: dict[str, int], batches: int, delay: float) -> bool:
         """Let the run start its queries, begin ``batches`` batches of its own, then go on for ``delay`` s.
         True when it ended meanwhile."""
-        queries_at = self._wait_for(run, lambda: f"{self.spec.name}: starting" in run.stdout(), "query start")
+        queries_at = self._wait_for(run, lambda: f"{self.spec.job_name}: starting" in run.stdout(), "query start")
         if queries_at is None:
             return True
         self.startup_seconds = queries_at
@@ -727,7 +742,8 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--records", type=int, default=defaults.records, metavar="N",
         help=f"records in the stream (default {defaults.records})")
     add("--seed", type=int, default=defaults.seed, metavar="N", help="the stream and the kill delays (default 15)")
-    add("--jobs", default=",".join(defaults.jobs), metavar="JOBS", help="analytics, etl or both (the default)")
+    add("--jobs", default=",".join(defaults.jobs), metavar="JOBS",
+        help="analytics, etl (the default: both), etl-state (the ETL with etl.silver_dedup=state)")
     add("--max-offsets-per-trigger", type=int, default=defaults.max_offsets_per_trigger, metavar="N",
         help=f"records per micro-batch at most (default {defaults.max_offsets_per_trigger})")
     add("--phases", type=int, default=defaults.phases, metavar="N",
