@@ -17,34 +17,30 @@ topic first, then the windows drain the events table.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import partial
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from eventlake.pipeline.contract import parse_events, valid_events, with_job_clock
-from eventlake.pipeline.intake import BatchCounts, observe_dead_letters, write_intake_batch
-from eventlake.pipeline.sinks import (
-    BATCH_COLUMNS_SCHEMA,
-    BatchWriter,
-    append_new_rows,
-    ensure_table,
-    fits_one_file,
-    rows_frame,
-    run_together,
-    start_batch_stream,
-)
+from eventlake.pipeline.intake import observe_dead_letters, write_intake_batch
+from eventlake.pipeline.sinks import BATCH_COLUMNS_SCHEMA, BatchWriter, ensure_table, start_batch_stream
 from eventlake.pipeline.sources import read_delta_stream, read_kafka_stream
 from eventlake.pipeline.transforms import (
     count_events_per_type_and_window,
     drop_duplicate_events,
     with_event_time_watermark,
 )
-from eventlake.runtime.config import AnalyticsSettings, RetrySettings, Settings, StorageSettings
-from eventlake.runtime.retry import with_retries
+from eventlake.pipeline.windowed import (
+    DEDUPLICATED_ROWS,
+    WINDOWED_ROWS,
+    WINDOWS_INPUT_ROWS,
+    WindowTables,
+    observe_rows,
+    write_valid_events,
+    write_windows_batch,
+)
+from eventlake.runtime.config import AnalyticsSettings, Settings
 from eventlake.runtime.runner import QueryPlan
-from eventlake.runtime.running_batch import running_batch
 from eventlake.runtime.storage_checks import claim_checkpoint, require_folder
 
 JOB = "analytics"
@@ -66,104 +62,23 @@ EVENTS_SCHEMA = (
     " schema_version string, session_id string, topic string, partition int, offset long, kafka_timestamp timestamp,"
     f" {BATCH_COLUMNS_SCHEMA}"
 )
-# Observed per batch (DataFrame.observe): the events the windows query reads, and those that reach the window
-# aggregation after the watermark and the deduplication.
-WINDOWS_INPUT_ROWS = "windows_input_rows"
-WINDOWED_ROWS = "windowed_rows"
 # One row per batch of the windows query that read anything: what the reconciliation adds up.
 WINDOW_BATCHES_TABLE = "analytics_window_batches"
-WINDOW_BATCHES_SCHEMA = (
-    "job string, batch_id long, input_rows long, windowed_rows long, dropped_duplicates long, dropped_late long,"
-    " watermark timestamp, start_offset string, end_offset string"
-)
-# The stateful operators' SQL metrics of the rows they drop (the deduplication and the aggregation).
-DROPPED_LATE_METRIC = "numRowsDroppedByWatermark"
-DROPPED_DUPLICATES_METRIC = "numDroppedDuplicateRows"
+WINDOW_TABLES = WindowTables(job=JOB, query=WINDOWS_QUERY, output=WINDOWS_TABLE, batches=WINDOW_BATCHES_TABLE)
 
 
 def analytics_windows(events: DataFrame, analytics: AnalyticsSettings) -> DataFrame:
     """Valid events -> one row per (window, event type) with exact event and distinct-user counts,
     emitted once, when the watermark passes the window's end."""
-    if events.isStreaming:
-        events = events.observe(WINDOWS_INPUT_ROWS, F.count(F.lit(1)).alias("rows"))
+    events = observe_rows(events, WINDOWS_INPUT_ROWS)
     deduplicated = events.transform(with_event_time_watermark, analytics.watermark).transform(drop_duplicate_events)
-    if deduplicated.isStreaming:
-        deduplicated = deduplicated.observe(WINDOWED_ROWS, F.count(F.lit(1)).alias("rows"))
+    deduplicated = observe_rows(observe_rows(deduplicated, DEDUPLICATED_ROWS), WINDOWED_ROWS)
     return deduplicated.transform(count_events_per_type_and_window, analytics.window, analytics.slide)
 
 
 def to_analytics_events(parsed: DataFrame) -> DataFrame:
     """Rows of :func:`~eventlake.pipeline.contract.parse_events` -> rows of ``analytics_events`` (valid events only)."""
     return valid_events(parsed).select(*EVENT_COLUMNS)
-
-
-def write_events(
-    parsed: DataFrame,
-    batch_id: int,
-    counts: BatchCounts,
-    *,
-    storage: StorageSettings,
-    writer: BatchWriter,
-    retry: RetrySettings,
-) -> None:
-    """Append one micro-batch's valid events to ``analytics_events``, once, retried on transient failures."""
-    if counts.valid:
-        events = to_analytics_events(parsed)
-        with_retries(
-            lambda: writer.append(
-                events, storage.table_path(EVENTS_TABLE), batch_id, one_file=fits_one_file(counts.valid)
-            ),
-            retry,
-            f"{JOB}: writing batch {batch_id} to {EVENTS_TABLE}",
-        )
-
-
-def write_windows_batch(
-    windows: DataFrame,
-    batch_id: int,
-    *,
-    spark: SparkSession,
-    storage: StorageSettings,
-    writer: BatchWriter,
-    retry: RetrySettings,
-) -> None:
-    """``foreachBatch`` function of the windows query: append the windows the batch closed and, at the same
-    time, the batch's figures (:data:`WINDOW_BATCHES_TABLE`), each once (``writer``). Both come from the same
-    execution of the batch, so a batch that runs again after a crash writes the same figures. A batch that
-    read nothing (it only moved the watermark) has no figures row."""
-    windows = windows.localCheckpoint(eager=True)
-    batch = running_batch(
-        spark, WINDOWS_QUERY, batch_id, observed=(WINDOWS_INPUT_ROWS, WINDOWED_ROWS),
-        metrics=(DROPPED_LATE_METRIC, DROPPED_DUPLICATES_METRIC),
-    )
-    write_windows = partial(
-        append_new_rows, windows, batch_id, table_path=storage.table_path(WINDOWS_TABLE), table=WINDOWS_TABLE,
-        writer=writer, job=JOB, retry=retry,
-    )
-    if batch.start_offset == batch.end_offset and not batch.observed[WINDOWS_INPUT_ROWS]:
-        write_windows()
-        return
-    figures = {
-        "job": JOB,
-        "batch_id": batch_id,
-        "input_rows": batch.observed[WINDOWS_INPUT_ROWS],
-        "windowed_rows": batch.observed[WINDOWED_ROWS],
-        "dropped_duplicates": batch.metrics[DROPPED_DUPLICATES_METRIC],
-        "dropped_late": batch.metrics[DROPPED_LATE_METRIC],
-        "watermark": datetime.fromtimestamp(batch.watermark_ms / 1000, UTC).replace(tzinfo=None)
-        if batch.watermark_ms
-        else None,
-        "start_offset": batch.start_offset,
-        "end_offset": batch.end_offset,
-    }
-    row = rows_frame(spark, [figures], WINDOW_BATCHES_SCHEMA)
-    write_figures = partial(
-        with_retries,
-        lambda: writer.append(row, storage.table_path(WINDOW_BATCHES_TABLE), batch_id, one_file=True),
-        retry,
-        f"{JOB}: writing the figures of batch {batch_id} to {WINDOW_BATCHES_TABLE}",
-    )
-    run_together([write_windows, write_figures])
 
 
 def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
@@ -184,7 +99,10 @@ def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
         storage=storage,
         writer=intake_writer,
         retry=settings.retry,
-        write_records=partial(write_events, storage=storage, writer=intake_writer, retry=settings.retry),
+        write_records=partial(
+            write_valid_events, to_events=to_analytics_events, table=EVENTS_TABLE, job=JOB, storage=storage,
+            writer=intake_writer, retry=settings.retry,
+        ),
     )
 
     def start_intake():
@@ -196,6 +114,7 @@ def analytics_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
 
     write_windows = partial(
         write_windows_batch,
+        tables=WINDOW_TABLES,
         spark=spark,
         storage=storage,
         retry=settings.retry,

@@ -1,0 +1,130 @@
+"""The windows query of a job: its events streamed from the job's events table through the watermark, the
+de-duplication and a windowed aggregation, and each batch written with the batch's own figures.
+
+The analytics job and every gold job of config (:mod:`eventlake.pipeline.gold`) write through here, so they
+keep the same guarantees: the windows a batch closed and the batch's figures (events read, de-duplicated,
+counted, dropped as duplicates and as late; its offsets) are appended once each, together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from eventlake.pipeline.intake import BatchCounts
+from eventlake.pipeline.sinks import BatchWriter, append_new_rows, fits_one_file, rows_frame, run_together
+from eventlake.runtime.config import RetrySettings, StorageSettings
+from eventlake.runtime.retry import with_retries
+from eventlake.runtime.running_batch import running_batch
+
+# Observed per batch (DataFrame.observe): the events the windows query reads, and those that reach the window
+# aggregation after the watermark, the de-duplication (and a gold job's filter and joins).
+WINDOWS_INPUT_ROWS = "windows_input_rows"
+WINDOWED_ROWS = "windowed_rows"
+DEDUPLICATED_ROWS = "deduplicated_rows"
+# One row per batch of the windows query that read anything: what the reconciliation adds up.
+# deduplicated_rows: the events left after the de-duplication (windowed_rows unless a filter or an inner join
+# kept some out); NULL in rows written before it was recorded.
+WINDOW_BATCHES_SCHEMA = (
+    "job string, batch_id long, input_rows long, windowed_rows long, dropped_duplicates long, dropped_late long,"
+    " watermark timestamp, start_offset string, end_offset string, deduplicated_rows long"
+)
+# The stateful operators' SQL metrics of the rows they drop (the deduplication and the aggregation).
+DROPPED_LATE_METRIC = "numRowsDroppedByWatermark"
+DROPPED_DUPLICATES_METRIC = "numDroppedDuplicateRows"
+
+
+@dataclass(frozen=True)
+class WindowTables:
+    """The names a windows query writes under: its ``job``, the ``query``, the ``output`` table of windows
+    and the ``batches`` table of per-batch figures."""
+
+    job: str
+    query: str
+    output: str
+    batches: str
+
+
+def observe_rows(rows: DataFrame, name: str) -> DataFrame:
+    """Count a streaming DataFrame's rows per batch under ``name`` (read back by :func:`write_windows_batch`);
+    a batch DataFrame is returned as it is."""
+    return rows.observe(name, F.count(F.lit(1)).alias("rows")) if rows.isStreaming else rows
+
+
+def write_windows_batch(
+    windows: DataFrame,
+    batch_id: int,
+    *,
+    tables: WindowTables,
+    spark: SparkSession,
+    storage: StorageSettings,
+    writer: BatchWriter,
+    retry: RetrySettings,
+) -> None:
+    """``foreachBatch`` function of a windows query: append the windows the batch closed and, at the same
+    time, the batch's figures (``tables.batches``), each once (``writer``). Both come from the same execution
+    of the batch, so a batch that runs again after a crash writes the same figures. A batch that read nothing
+    (it only moved the watermark) has no figures row."""
+    windows = windows.localCheckpoint(eager=True)
+    batch = running_batch(
+        spark, tables.query, batch_id, observed=(WINDOWS_INPUT_ROWS, DEDUPLICATED_ROWS, WINDOWED_ROWS),
+        metrics=(DROPPED_LATE_METRIC, DROPPED_DUPLICATES_METRIC),
+    )
+    write_windows = partial(
+        append_new_rows, windows, batch_id, table_path=storage.table_path(tables.output), table=tables.output,
+        writer=writer, job=tables.job, retry=retry,
+    )
+    if batch.start_offset == batch.end_offset and not batch.observed[WINDOWS_INPUT_ROWS]:
+        write_windows()
+        return
+    figures = {
+        "job": tables.job,
+        "batch_id": batch_id,
+        "input_rows": batch.observed[WINDOWS_INPUT_ROWS],
+        "windowed_rows": batch.observed[WINDOWED_ROWS],
+        "dropped_duplicates": batch.metrics[DROPPED_DUPLICATES_METRIC],
+        "dropped_late": batch.metrics[DROPPED_LATE_METRIC],
+        "watermark": datetime.fromtimestamp(batch.watermark_ms / 1000, UTC).replace(tzinfo=None)
+        if batch.watermark_ms
+        else None,
+        "start_offset": batch.start_offset,
+        "end_offset": batch.end_offset,
+        "deduplicated_rows": batch.observed[DEDUPLICATED_ROWS],
+    }
+    row = rows_frame(spark, [figures], WINDOW_BATCHES_SCHEMA)
+    write_figures = partial(
+        with_retries,
+        lambda: writer.append(row, storage.table_path(tables.batches), batch_id, one_file=True),
+        retry,
+        f"{tables.job}: writing the figures of batch {batch_id} to {tables.batches}",
+    )
+    run_together([write_windows, write_figures])
+
+
+def write_valid_events(
+    parsed: DataFrame,
+    batch_id: int,
+    counts: BatchCounts,
+    *,
+    to_events: Callable[[DataFrame], DataFrame],
+    table: str,
+    job: str,
+    storage: StorageSettings,
+    writer: BatchWriter,
+    retry: RetrySettings,
+) -> None:
+    """The intake's own write (:data:`~eventlake.pipeline.intake.BatchWrites`): append one micro-batch's valid
+    events (``to_events`` of the parsed rows) to the events table the windows query streams, once, retried
+    on transient failures."""
+    if counts.valid:
+        events = to_events(parsed)
+        with_retries(
+            lambda: writer.append(events, storage.table_path(table), batch_id, one_file=fits_one_file(counts.valid)),
+            retry,
+            f"{job}: writing batch {batch_id} to {table}",
+        )
