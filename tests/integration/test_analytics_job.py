@@ -245,7 +245,9 @@ def test_a_bad_config_key_stops_the_job_with_one_clear_line():
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2
-    assert job_error_line(result.stderr).startswith("analytics: error: unknown config key 'analytics.windw'")
+    assert job_error_line(result.stderr).startswith(
+        "analytics: error: conf/local.toml: unknown config key 'analytics.windw'"
+    )
 
 
 def test_a_table_root_that_is_a_file_stops_the_job_at_start(kafka_bootstrap, fresh_topic, tmp_path):

@@ -231,7 +231,9 @@ def _read_key_value(rows: DataFrame, text: Column, name: str) -> DataFrame:
     return rows.withColumn(name, _key_value_fields(text))
 
 
-def _key_value_fields(text: Column) -> Column:
+def key_value_map(text: Column) -> Column:
+    """The pairs of a ``key=value;...`` record as a map of trimmed keys to trimmed values, NULL when the text
+    is not such pairs: a pair without '=', an empty key, a key twice, or no pair at all."""
     pairs = F.filter(F.transform(F.split(text, KV_PAIR_SEPARATOR), lambda pair: F.trim(pair)), lambda pair: pair != "")
     keys = F.transform(pairs, lambda pair: F.trim(F.substring_index(pair, "=", 1)))
     entries = F.transform(
@@ -247,7 +249,12 @@ def _key_value_fields(text: Column) -> Column:
         & F.forall(keys, lambda key: key != "")
         & (F.size(F.array_distinct(keys)) == F.size(keys))
     )
-    pairs_map = F.map_from_entries(entries)
+    # Built only when well formed: map_from_entries fails on a key twice.
+    return F.when(well_formed, F.map_from_entries(entries))
+
+
+def _key_value_fields(text: Column) -> Column:
+    pairs_map = key_value_map(text)
     data = F.transform_keys(
         F.map_filter(pairs_map, lambda key, _value: key.startswith("data.")),
         lambda key, _value: F.substring(key, 6, 1 << 30),
@@ -256,7 +263,7 @@ def _key_value_fields(text: Column) -> Column:
         *(F.try_element_at(pairs_map, F.lit(name)).cast("variant").alias(name) for name in DOCUMENT_FIELDS[:-1]),
         F.when(F.size(data) > 0, F.to_variant_object(data)).alias("data"),
     )
-    return F.when(well_formed, fields)
+    return F.when(pairs_map.isNotNull(), fields)
 
 
 def _kv_failure(_text: Column) -> Column:

@@ -15,13 +15,13 @@ def with_event_time_watermark(events: DataFrame, delay: timedelta) -> DataFrame:
     return events.withWatermark("event_time", spark_interval(delay))
 
 
-def drop_duplicate_events(events: DataFrame) -> DataFrame:
-    """Keep the first event of each ``event_id``. On a stream, within the watermark: the state of an id is
-    kept until the watermark passes its first event time plus the watermark delay. On a batch (a backfill),
-    over the whole DataFrame."""
+def drop_duplicate_events(events: DataFrame, id_column: str = "event_id") -> DataFrame:
+    """Keep the first event of each id (``id_column``). On a stream, within the watermark: the state of an id
+    is kept until the watermark passes its first event time plus the watermark delay. On a batch (a
+    backfill), over the whole DataFrame."""
     if events.isStreaming:
-        return events.dropDuplicatesWithinWatermark(["event_id"])
-    return events.dropDuplicates(["event_id"])
+        return events.dropDuplicatesWithinWatermark([id_column])
+    return events.dropDuplicates([id_column])
 
 
 def count_events_per_type_and_window(

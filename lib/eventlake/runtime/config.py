@@ -208,6 +208,124 @@ class AlertsSettings:
 
 
 @dataclass(frozen=True)
+class ContractField:
+    """One field of a declared contract: its type (``string``, ``long``, ``double``, ``boolean``,
+    ``decimal(p,s)``, ``timestamp``, ``object`` or ``variant``), whether a record must have it, and where the
+    record holds it (``path``: a dotted name such as ``data.user_id``; the field's own name when empty)."""
+
+    type: str = "string"
+    required: bool = True
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class EventTimeSpec:
+    """Which field holds a declared contract's event time, and in what form: ``iso8601`` (with an offset),
+    ``epoch_seconds`` or ``epoch_millis`` (a number or a string of digits), or ``pattern`` (a Spark datetime
+    ``pattern`` read in ``time_zone``)."""
+
+    field: str = "timestamp"
+    form: str = "iso8601"
+    pattern: str = ""
+    time_zone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class ContractVersionSpec:
+    """What one version of a declared contract changes: ``rename`` (field name -> the name records of this
+    version use for it) and ``add`` (fields only this version has)."""
+
+    rename: dict[str, str] = field(default_factory=dict)
+    add: dict[str, ContractField] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeclaredContract:
+    """A topic's records declared in config (``[contracts.<name>]``): the ``format`` (``json``, ``kv`` or
+    ``csv`` with ``csv_columns`` in order, split by ``csv_delimiter``), the ``fields``, the ``id_field`` that
+    de-duplicates (empty: none), the event time, a size limit, and the versions (``version_field`` names the
+    field that holds a record's version; ``versions`` what each accepted version renames or adds). Records
+    that break it go to the dead letters with the built-in contract's error codes."""
+
+    format: str = "json"
+    fields: dict[str, ContractField] = field(default_factory=dict)
+    id_field: str = ""
+    event_time: EventTimeSpec = field(default_factory=EventTimeSpec)
+    csv_columns: tuple[str, ...] = ()
+    csv_delimiter: str = ","
+    max_record_bytes: int = 1_048_576
+    max_event_time_ahead_of_job: timedelta = timedelta(minutes=5)
+    version_field: str = ""
+    versions: dict[str, ContractVersionSpec] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GoldSource:
+    """Where a gold job's events come from: a Kafka ``topic`` (empty: ``kafka.topic``) read with ``contract``,
+    the name of a ``[contracts.<name>]`` declaration or ``events`` for the built-in event contract."""
+
+    topic: str = ""
+    contract: str = "events"
+
+
+@dataclass(frozen=True)
+class GoldJoin:
+    """A dimension joined to each event (a stream-static join): a CSV file with a header (``csv``, every
+    column text) or a Delta table (``delta``), joined ``on`` columns both have, ``inner`` or ``left``."""
+
+    name: str
+    on: tuple[str, ...]
+    csv: str = ""
+    delta: str = ""
+    how: str = "inner"
+
+
+@dataclass(frozen=True)
+class GoldWindow:
+    """The event-time window: ``tumbling`` (``size``), ``sliding`` (``size`` every ``slide``) or ``session``
+    (closed after ``gap`` without events of its group; ``gap_expr``, a SQL expression giving an interval,
+    sets the gap per row instead)."""
+
+    kind: str = "tumbling"
+    size: timedelta | None = None
+    slide: timedelta | None = None
+    gap: timedelta | None = None
+    gap_expr: str = ""
+
+
+@dataclass(frozen=True)
+class GoldMeasure:
+    """One column of a gold table: ``fn`` (``count``, ``sum``, ``min``, ``max``, ``avg``, ``count_distinct``,
+    ``approx_count_distinct``, ``first``, ``last`` (by event time), ``any``) of the SQL expression ``expr``
+    (``count`` without one counts events)."""
+
+    name: str
+    fn: str
+    expr: str = ""
+
+
+@dataclass(frozen=True)
+class GoldSettings:
+    """A gold job of config (``jobs/gold.py``): events of ``source``, de-duplicated on the contract's id
+    field, with ``columns`` added (name -> SQL), ``joins``, ``filter`` (SQL), grouped by ``group_by`` and
+    ``window``, with ``measures``, into the Delta table ``output``; or ``sql``, a Spark SQL statement over the
+    events as the view ``events``. ``name`` names the job (its tables and checkpoints)."""
+
+    name: str = ""
+    output: str = ""
+    source: GoldSource = field(default_factory=GoldSource)
+    watermark: timedelta = timedelta(minutes=10)
+    columns: dict[str, str] = field(default_factory=dict)
+    joins: tuple[GoldJoin, ...] = ()
+    filter: str = ""
+    window: GoldWindow = field(default_factory=GoldWindow)
+    group_by: tuple[str, ...] = ()
+    measures: tuple[GoldMeasure, ...] = ()
+    sql: str = ""
+    trigger: str = "availableNow"
+
+
+@dataclass(frozen=True)
 class Settings:
     """The whole configuration of a run."""
 
@@ -219,6 +337,8 @@ class Settings:
     etl: EtlSettings = field(default_factory=EtlSettings)
     alerts: AlertsSettings = field(default_factory=AlertsSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
+    contracts: dict[str, DeclaredContract] = field(default_factory=dict)
+    gold: GoldSettings = field(default_factory=GoldSettings)
 
 
 def load_settings(path: str | Path, overrides: typing.Sequence[str] = ()) -> Settings:
@@ -226,16 +346,8 @@ def load_settings(path: str | Path, overrides: typing.Sequence[str] = ()) -> Set
 
     Relative local paths (tables, checkpoints, jars) are resolved against the current directory.
     """
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path} (the default is conf/local.toml)") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"config file {path} cannot be read: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
-    _move_old_retry_section(raw, path)
+    raw = _read_with_includes(Path(path), ())
+    _move_old_retry_section(raw, Path(path))
     for override in overrides:
         _apply_override(raw, override)
     try:
@@ -246,8 +358,48 @@ def load_settings(path: str | Path, overrides: typing.Sequence[str] = ()) -> Set
     return _with_absolute_paths(settings)
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path} (the default is conf/local.toml)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} cannot be read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+
+
+def _read_with_includes(path: Path, including: tuple[Path, ...]) -> dict[str, Any]:
+    """The TOML of ``path`` over the files its top-level ``include`` lists (paths relative to it), in order:
+    a gold job's file takes the storage, Kafka and Spark settings of ``conf/local.toml`` and its contracts
+    from files of their own, and sets only what differs."""
+    raw = _read_toml(path)
+    includes = raw.pop("include", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(item, str) for item in includes):
+        raise ConfigError(f"{path}: include must be a list of config files, got {includes!r}")
+    merged: dict[str, Any] = {}
+    for name in includes:
+        included = (path.parent / name).resolve()
+        if included in including or included == path.resolve():
+            raise ConfigError(f"{path}: include {name!r} includes itself")
+        _merge_into(merged, _read_with_includes(included, (*including, path.resolve())))
+    _merge_into(merged, raw)
+    return merged
+
+
+def _merge_into(target: dict[str, Any], source: dict[str, Any]) -> None:
+    """Tables merge key by key; any other value (arrays too) replaces the one before."""
+    for key, value in source.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge_into(target[key], value)
+        else:
+            target[key] = value
+
+
 # Tables whose keys are free-form and may contain dots ("spark.sql.shuffle.partitions").
-_FREE_FORM_TABLES = (("spark", "conf"), ("kafka", "options"), ("etl", "promote"))
+_FREE_FORM_TABLES = (("spark", "conf"), ("kafka", "options"), ("etl", "promote"), ("gold", "columns"))
 
 
 def _move_old_retry_section(raw: dict[str, Any], path: Path) -> None:
@@ -383,7 +535,7 @@ KNOWN_SCHEMA_VERSIONS = ("1", "2")
 KNOWN_EXTRACTORS = ("json", "kv")
 
 
-def _check_trigger(key: str, trigger: str, named: typing.Sequence[str] = ("availableNow",)) -> None:
+def check_trigger(key: str, trigger: str, named: typing.Sequence[str] = ("availableNow",)) -> None:
     if trigger not in named:
         try:
             parse_duration(trigger)
@@ -402,7 +554,7 @@ SILVER_DEDUP_MODES = ("merge", "state")
 
 
 def _check_etl(etl: EtlSettings) -> None:
-    _check_trigger("etl.trigger", etl.trigger)
+    check_trigger("etl.trigger", etl.trigger)
     _check_choices("etl.enrich.on_miss", [etl.enrich.on_miss], ("keep", "dead_letter"))
     if len(set(etl.transforms)) != len(etl.transforms):
         raise ConfigError(f"etl.transforms names a stage twice: {', '.join(etl.transforms)}")
@@ -419,10 +571,10 @@ MIN_REAL_TIME_INTERVAL = timedelta(seconds=5)
 
 
 def _check_alerts(alerts: AlertsSettings) -> None:
-    _check_trigger("alerts.trigger", alerts.trigger, ("realTime", "availableNow"))
+    check_trigger("alerts.trigger", alerts.trigger, ("realTime", "availableNow"))
     if alerts.trigger == "realTime" and alerts.checkpoint_interval < MIN_REAL_TIME_INTERVAL:
         raise ConfigError("alerts.checkpoint_interval must be at least 5 seconds (Spark's smallest Real-Time batch)")
-    _check_trigger("alerts.copy_trigger", alerts.copy_trigger)
+    check_trigger("alerts.copy_trigger", alerts.copy_trigger)
     if not alerts.topic or not alerts.dead_letters_topic or alerts.topic == alerts.dead_letters_topic:
         raise ConfigError("alerts.topic and alerts.dead_letters_topic must be two different topic names")
     names = [rule.name for rule in alerts.rules]
@@ -438,7 +590,7 @@ def _check_alerts(alerts: AlertsSettings) -> None:
 
 def _check(settings: Settings) -> None:
     analytics = settings.analytics
-    _check_trigger("analytics.trigger", analytics.trigger)
+    check_trigger("analytics.trigger", analytics.trigger)
     _check_etl(settings.etl)
     _check_alerts(settings.alerts)
     if settings.retry.max_attempts < 1:
@@ -484,7 +636,11 @@ def _with_absolute_paths(settings: Settings) -> Settings:
     spark = dataclasses.replace(settings.spark, jars_dir=_absolute(settings.spark.jars_dir))
     enrich = dataclasses.replace(settings.etl.enrich, dimension_csv=_absolute(settings.etl.enrich.dimension_csv))
     etl = dataclasses.replace(settings.etl, enrich=enrich)
-    return dataclasses.replace(settings, storage=storage, spark=spark, etl=etl)
+    joins = tuple(
+        dataclasses.replace(join, csv=_absolute(join.csv), delta=_absolute(join.delta)) for join in settings.gold.joins
+    )
+    gold = dataclasses.replace(settings.gold, joins=joins)
+    return dataclasses.replace(settings, storage=storage, spark=spark, etl=etl, gold=gold)
 
 
 def resolve_secret(value: str) -> str:

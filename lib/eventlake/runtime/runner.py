@@ -142,18 +142,32 @@ def run_queries(spark: SparkSession, settings: Settings, job: str, plan_queries:
     return queries
 
 
-def run_job(name: str, plan_queries: PlanQueries, argv: Sequence[str] | None = None) -> int:
-    """A job's whole life: arguments, config, checks, session, queries, wait. Returns the exit code.
+# A job whose name and settings come from its config file (a gold job): settings -> (job name, settings to run).
+Configure = Callable[[Settings], tuple[str, Settings]]
 
-    Problems of configuration or environment end the job with one line on stderr, not a stack trace.
+
+def run_job(
+    name: str, plan_queries: PlanQueries, argv: Sequence[str] | None = None, configure: Configure | None = None
+) -> int:
+    """A job's whole life: arguments, config, checks, session, queries, wait. Returns the exit code.
+    ``configure``: checks the settings and gives the job's name (``name`` until then) and settings to run.
+
+    Problems of configuration or environment end the job with one line on stderr, not a stack trace; a
+    configuration problem names the config file.
     """
     args = job_arguments(f"eventlake {name} job", argv)
     try:
         settings = load_settings(args.config, args.overrides)
+        if configure is not None:
+            name, settings = configure(settings)
         require_topic(settings.kafka.bootstrap_servers, settings.kafka.topic, settings.kafka.options)
         spark = build_spark_session(settings.spark)
         run_queries(spark, settings, name, plan_queries)
-    except (ConfigError, EnvironmentProblem) as problem:
+    except ConfigError as problem:
+        where = "" if args.config in str(problem) else f"{args.config}: "
+        print(f"{name}: error: {where}{problem}", file=sys.stderr)
+        return 2
+    except EnvironmentProblem as problem:
         print(f"{name}: error: {problem}", file=sys.stderr)
         return 2
     except PySparkException as failure:

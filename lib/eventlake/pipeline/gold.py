@@ -1,0 +1,427 @@
+"""Gold jobs declared in config: a topic read with a contract, windowed group-bys into a Delta table.
+
+    spark-submit jobs/gold.py --config conf/gold/ysb.toml
+
+A gold job is the analytics job's two queries with its steps taken from ``[gold]`` (see
+:class:`~eventlake.runtime.config.GoldSettings`):
+
+* ``<name>_intake`` reads the topic, parses each record once with the source's contract (the built-in event
+  contract, or one declared in ``[contracts.<name>]``) and writes, once per batch, the dead letters, the valid
+  events to ``<name>_events`` and the intake counts (:mod:`eventlake.pipeline.intake`);
+* ``<name>_windows`` streams ``<name>_events`` through the watermark, the de-duplication on the contract's id
+  field, the derived ``columns``, the ``filter``, the dimension ``joins`` and the window's group-by with its
+  ``measures`` (or the ``sql`` statement over the view ``events``) into the ``output`` table, with each batch's
+  figures in ``<name>_window_batches`` (:mod:`eventlake.pipeline.windowed`).
+
+Every step is a Spark expression, checked against the events' columns before the job reads anything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from functools import partial
+
+from delta.tables import DeltaTable
+from pyspark.errors import PySparkException
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from eventlake.pipeline.contract import parse_events, valid_events, with_job_clock
+from eventlake.pipeline.declared_contract import (
+    contract_problems,
+    declared_columns,
+    parse_declared,
+    valid_declared_events,
+)
+from eventlake.pipeline.dimensions import dimension_from_csv
+from eventlake.pipeline.intake import observe_dead_letters, write_intake_batch
+from eventlake.pipeline.job_tables import EVERY_JOB_TABLES, job_table
+from eventlake.pipeline.sinks import BATCH_COLUMNS_SCHEMA, BatchWriter, ensure_table, start_batch_stream
+from eventlake.pipeline.sources import read_delta_stream, read_kafka_stream
+from eventlake.pipeline.transforms import drop_duplicate_events, with_event_time_watermark
+from eventlake.pipeline.windowed import (
+    DEDUPLICATED_ROWS,
+    WINDOWED_ROWS,
+    WINDOWS_INPUT_ROWS,
+    WindowTables,
+    observe_rows,
+    write_valid_events,
+    write_windows_batch,
+)
+from eventlake.runtime.config import (
+    ConfigError,
+    GoldJoin,
+    GoldMeasure,
+    GoldSettings,
+    GoldWindow,
+    Settings,
+    check_trigger,
+    spark_interval,
+)
+from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.runner import QueryPlan
+from eventlake.runtime.storage_checks import claim_checkpoint, require_folder
+
+BUILT_IN_CONTRACT = "events"
+# The built-in contract's event columns and their types (eventlake.pipeline.contract.EVENT_COLUMNS).
+BUILT_IN_COLUMNS = {
+    "event_id": "string", "event_time": "timestamp", "source": "string", "schema_version": "string",
+    "event_type": "string", "user_id": "string", "session_id": "string", "data": "variant",
+}
+KAFKA_COLUMNS = {"topic": "string", "partition": "int", "offset": "long", "kafka_timestamp": "timestamp"}
+WINDOW_KINDS = ("tumbling", "sliding", "session")
+JOIN_KINDS = ("inner", "left")
+EVENTS_VIEW = "events"  # the view a gold job's ``sql`` reads
+# A gold job's own tables besides those of every job: <name>_events and <name>_window_batches.
+EVENTS = "events"
+WINDOW_BATCHES = "window_batches"
+
+
+def _measure(rows_fn: Callable[[Column], Column]) -> Callable[[str], Column]:
+    return lambda expr: rows_fn(F.expr(expr))
+
+
+# fn -> the aggregate of a SQL expression. Distinct counts are exact as in the analytics job; first and
+# last are by event time.
+MEASURES: dict[str, Callable[[str], Column]] = {
+    "count": lambda expr: F.count(F.expr(expr) if expr else F.lit(1)),
+    "sum": _measure(F.sum),
+    "min": _measure(F.min),
+    "max": _measure(F.max),
+    "avg": _measure(F.avg),
+    "count_distinct": _measure(lambda column: F.size(F.collect_set(column)).cast("long")),
+    "approx_count_distinct": _measure(F.approx_count_distinct),
+    "first": _measure(lambda column: F.min_by(column, F.col("event_time"))),
+    "last": _measure(lambda column: F.max_by(column, F.col("event_time"))),
+    "any": _measure(F.bool_or),
+}
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """How a gold job reads its topic: ``parse`` (Kafka rows -> rows with the event columns and the error
+    columns), ``to_events`` (parsed rows -> valid events with their Kafka coordinates), the events' ``columns``
+    (name -> SQL type) and the ``id_column`` that de-duplicates (None: none does)."""
+
+    parse: Callable[[DataFrame], DataFrame]
+    to_events: Callable[[DataFrame], DataFrame]
+    columns: Mapping[str, str]
+    id_column: str | None
+
+
+def event_source(settings: Settings) -> EventSource:
+    """The source of ``settings.gold``: the built-in contract (``events``) or a declared one."""
+    name = settings.gold.source.contract
+    if name == BUILT_IN_CONTRACT:
+        return EventSource(
+            parse=partial(parse_events, contract=settings.contract),
+            to_events=lambda parsed: valid_events(parsed).select(*BUILT_IN_COLUMNS, *KAFKA_COLUMNS),
+            columns={**BUILT_IN_COLUMNS, **KAFKA_COLUMNS},
+            id_column="event_id",
+        )
+    declared = settings.contracts[name]
+    return EventSource(
+        parse=partial(parse_declared, contract=declared),
+        to_events=partial(valid_declared_events, contract=declared),
+        columns={**declared_columns(declared), **KAFKA_COLUMNS},
+        id_column=declared.id_field or None,
+    )
+
+
+# --- the steps, pure DataFrame -> DataFrame ---------------------------------------------------------------------
+
+
+def with_columns_of(rows: DataFrame, columns: Mapping[str, str]) -> DataFrame:
+    """Add the derived ``columns`` (name -> SQL expression over the events' columns)."""
+    return rows.withColumns({name: F.expr(expr) for name, expr in columns.items()}) if columns else rows
+
+
+def keep_rows(rows: DataFrame, condition: str) -> DataFrame:
+    """Keep the rows for which the SQL ``condition`` holds (all rows when it is empty)."""
+    return rows.where(F.expr(condition)) if condition.strip() else rows
+
+
+def join_dimensions(rows: DataFrame, joins: tuple[GoldJoin, ...], dimensions: Mapping[str, DataFrame]) -> DataFrame:
+    """Join each dimension (``dimensions``: by join name) on its columns: a stream-static join."""
+    for join in joins:
+        rows = rows.join(dimensions[join.name], list(join.on), join.how)
+    return rows
+
+
+def window_column(window: GoldWindow) -> Column:
+    """The event-time window of ``window``: tumbling, sliding, or a session closed after its gap."""
+    if window.kind == "session":
+        gap = F.expr(window.gap_expr) if window.gap_expr else _interval(window.gap)
+        return F.session_window("event_time", gap)
+    slide = _interval(window.slide) if window.kind == "sliding" else None
+    return F.window("event_time", _interval(window.size), slide)
+
+
+def _interval(duration: timedelta | None) -> str:
+    if duration is None:  # gold_problems reports it first
+        raise ConfigError("gold.window: a duration is missing")
+    return spark_interval(duration)
+
+
+def measure_column(measure: GoldMeasure) -> Column:
+    """The aggregate of one measure, named after it."""
+    return MEASURES[measure.fn](measure.expr).alias(measure.name)
+
+
+def aggregate_windows(rows: DataFrame, gold: GoldSettings) -> DataFrame:
+    """Rows -> one row per window and group: ``window_start``, ``window_end``, the ``group_by`` columns, for a
+    session ``duration_seconds`` (from its first event to its last; Spark's ``window_end`` is the last event
+    plus the gap), then the measures."""
+    session = gold.window.kind == "session"
+    bounds = [F.min("event_time").alias("_first_event"), F.max("event_time").alias("_last_event")] if session else []
+    grouped = rows.groupBy(window_column(gold.window).alias("window"), *gold.group_by).agg(
+        *bounds, *(measure_column(measure) for measure in gold.measures)
+    )
+    duration = []
+    if session:
+        micros = F.unix_micros("_last_event") - F.unix_micros("_first_event")
+        duration.append((micros / 1_000_000).alias("duration_seconds"))
+    return grouped.select(
+        F.col("window.start").alias("window_start"),
+        F.col("window.end").alias("window_end"),
+        *gold.group_by,
+        *duration,
+        *(measure.name for measure in gold.measures),
+    )
+
+
+def prepared_events(
+    events: DataFrame, gold: GoldSettings, id_column: str | None, dimensions: Mapping[str, DataFrame]
+) -> DataFrame:
+    """Events -> the rows the window aggregates: watermark, de-duplication on ``id_column`` (none when None),
+    derived columns, filter, joins. Each stage's rows are observed on a stream, for the batch's figures."""
+    events = observe_rows(events, WINDOWS_INPUT_ROWS).transform(with_event_time_watermark, gold.watermark)
+    if id_column is not None:
+        events = events.transform(drop_duplicate_events, id_column)
+    events = observe_rows(events, DEDUPLICATED_ROWS)
+    rows = (
+        events.transform(with_columns_of, gold.columns)
+        .transform(keep_rows, gold.filter)
+        .transform(join_dimensions, gold.joins, dimensions)
+    )
+    return observe_rows(rows, WINDOWED_ROWS)
+
+
+def gold_windows(
+    events: DataFrame, gold: GoldSettings, id_column: str | None, dimensions: Mapping[str, DataFrame]
+) -> DataFrame:
+    """Events -> the gold table's rows: :func:`prepared_events`, then :func:`aggregate_windows` or ``gold.sql``
+    over them as the view ``events``."""
+    rows = prepared_events(events, gold, id_column, dimensions)
+    if gold.sql.strip():
+        rows.createOrReplaceTempView(EVENTS_VIEW)
+        return rows.sparkSession.sql(gold.sql)
+    return aggregate_windows(rows, gold)
+
+
+# --- checks: every mistake in one line, before anything is read ----------------------------------------------
+
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def own_tables(job: str) -> tuple[str, ...]:
+    """The tables a gold job ``job`` keeps besides its output."""
+    return tuple(f"{job}_{table}" for table in (EVENTS, WINDOW_BATCHES, *EVERY_JOB_TABLES))
+
+
+def gold_problems(settings: Settings) -> list[str]:
+    """What is wrong in ``[gold]`` and its contract that needs no Spark: each problem one sentence naming its
+    key. Empty when it can run."""
+    gold, problems = settings.gold, []
+    if not _NAME.fullmatch(gold.name):
+        problems.append(f"gold.name: {gold.name!r} must be lower-case letters, digits and '_' (it names the tables)")
+    if not _NAME.fullmatch(gold.output):
+        problems.append(f"gold.output: {gold.output!r} must be a table name: lower-case letters, digits and '_'")
+    elif gold.output in own_tables(gold.name):
+        own = ", ".join(own_tables(gold.name))
+        problems.append(f"gold.output: {gold.output!r} is one of the job's own tables ({own})")
+    contract = gold.source.contract
+    if contract != BUILT_IN_CONTRACT:
+        if contract not in settings.contracts:
+            known = ", ".join([BUILT_IN_CONTRACT, *settings.contracts])
+            problems.append(f"gold.source.contract: no contract {contract!r} (known: {known})")
+        else:
+            declared = settings.contracts[contract]
+            problems.extend(f"contracts.{contract}.{problem}" for problem in contract_problems(declared))
+    problems.extend(_window_problems(gold.window))
+    try:
+        check_trigger("gold.trigger", gold.trigger)
+    except ConfigError as problem:
+        problems.append(str(problem))
+    if bool(gold.sql.strip()) == bool(gold.measures):
+        problems.append("gold: give either measures (with window and group_by) or sql, not both and not neither")
+    names = [measure.name for measure in gold.measures]
+    for measure in gold.measures:
+        key = f"gold.measures.{measure.name}"
+        if measure.fn not in MEASURES:
+            problems.append(f"{key}.fn: {measure.fn!r} is not one of {', '.join(MEASURES)}")
+        elif not measure.expr.strip() and measure.fn != "count":
+            problems.append(f"{key}.expr: {measure.fn} needs an expression")
+        if names.count(measure.name) > 1 or measure.name in gold.group_by:
+            problems.append(f"{key}: the name is used twice (measures and group_by name the output columns)")
+    join_names = [join.name for join in gold.joins]
+    for join in gold.joins:
+        key = f"gold.joins.{join.name}"
+        if bool(join.csv) == bool(join.delta):
+            problems.append(f"{key}: give one of csv (a file with a header) or delta (a table path)")
+        if not join.on:
+            problems.append(f"{key}.on: name the columns to join on")
+        if join.how not in JOIN_KINDS:
+            problems.append(f"{key}.how: {join.how!r} is not one of {', '.join(JOIN_KINDS)}")
+        if join_names.count(join.name) > 1:
+            problems.append(f"{key}: two joins have this name")
+    return problems
+
+
+def _window_problems(window: GoldWindow) -> list[str]:
+    if window.kind not in WINDOW_KINDS:
+        return [f"gold.window.kind: {window.kind!r} is not one of {', '.join(WINDOW_KINDS)}"]
+    if window.kind == "session":
+        if (window.gap is None) == (not window.gap_expr.strip()):
+            return ["gold.window: a session window needs one of gap (a duration) or gap_expr (SQL)"]
+        return []
+    if window.size is None:
+        return [f"gold.window.size: a {window.kind} window needs a size, e.g. '10 seconds'"]
+    if window.kind == "sliding" and (window.slide is None or window.slide > window.size):
+        return ["gold.window.slide: a sliding window needs a slide no longer than its size"]
+    return []
+
+
+def load_dimensions(spark: SparkSession, gold: GoldSettings) -> dict[str, DataFrame]:
+    """Each join's dimension, read once at start: a CSV file (text columns, ``on`` present and unique in every
+    row) or a Delta table. A missing file or table is a one-line error naming the join."""
+    dimensions = {}
+    for join in gold.joins:
+        key = f"gold.joins.{join.name}"
+        if join.csv:
+            try:
+                dimensions[join.name] = dimension_from_csv(spark, join.csv, join.on, key)
+            except EnvironmentProblem as problem:
+                raise ConfigError(str(problem)) from None
+        elif not DeltaTable.isDeltaTable(spark, join.delta):
+            raise ConfigError(f"{key}.delta: no Delta table at {join.delta}")
+        else:
+            dimensions[join.name] = spark.read.format("delta").load(join.delta)
+    return dimensions
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def check_gold_plan(spark: SparkSession, settings: Settings, dimensions: Mapping[str, DataFrame]) -> None:
+    """Build every step over an empty DataFrame of the events' columns, one key at a time, so that an unknown
+    column, an invalid expression or a type error stops the job with one line naming its key."""
+    gold, source = settings.gold, event_source(settings)
+    schema = ", ".join(f"`{name}` {sql_type}" for name, sql_type in source.columns.items())
+    rows = spark.createDataFrame([], schema)
+
+    def step(key: str, build: Callable[[DataFrame], DataFrame], rows: DataFrame) -> DataFrame:
+        try:
+            built = build(rows)
+            built.schema  # noqa: B018 - analysing the plan is the check
+            return built
+        except (PySparkException, ValueError) as error:
+            raise ConfigError(f"{key}: {_first_line(error)}") from None
+
+    for name, expr in gold.columns.items():
+        rows = step(f"gold.columns.{name}", partial(with_columns_of, columns={name: expr}), rows)
+    rows = step("gold.filter", lambda rows: keep_rows(rows, gold.filter), rows)
+    for join in gold.joins:
+        dimension = dimensions[join.name]
+        missing = [column for column in join.on if column not in rows.columns or column not in dimension.columns]
+        if missing:
+            raise ConfigError(
+                f"gold.joins.{join.name}.on: column {missing[0]!r} is not in both the events and the dimension"
+            )
+        rows = step(f"gold.joins.{join.name}", partial(join_dimensions, joins=(join,), dimensions=dimensions), rows)
+    if gold.sql.strip():
+        rows.createOrReplaceTempView(EVENTS_VIEW)
+        step("gold.sql", lambda rows: spark.sql(gold.sql), rows)
+        return
+    if gold.window.gap_expr:
+        step("gold.window.gap_expr", partial(_select, columns=[F.expr(gold.window.gap_expr)]), rows)
+    step("gold.group_by", partial(_select, columns=list(gold.group_by)), rows)
+    for measure in gold.measures:
+        step(f"gold.measures.{measure.name}", partial(_aggregate, measure=measure), rows)
+    step("gold.window", lambda rows: aggregate_windows(rows, gold), rows)
+
+
+def _select(rows: DataFrame, columns: list) -> DataFrame:
+    return rows.select(*columns)
+
+
+def _aggregate(rows: DataFrame, measure: GoldMeasure) -> DataFrame:
+    return rows.agg(measure_column(measure))
+
+
+def configure_gold(settings: Settings) -> tuple[str, Settings]:
+    """The job's name and its settings with the source's topic as ``kafka.topic``; raises ConfigError with
+    the first problem of :func:`gold_problems`."""
+    problems = gold_problems(settings)
+    if problems:
+        raise ConfigError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    topic = settings.gold.source.topic or settings.kafka.topic
+    return settings.gold.name, replace(settings, kafka=replace(settings.kafka, topic=topic))
+
+
+# --- the queries ----------------------------------------------------------------------------------------------
+
+
+def gold_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
+    """The gold job's two queries, intake first; checks the config's expressions and tables, the storage,
+    and claims both checkpoints first."""
+    gold, storage, retry = settings.gold, settings.storage, settings.retry
+    job = gold.name
+    dimensions = load_dimensions(spark, gold)
+    check_gold_plan(spark, settings, dimensions)
+    source = event_source(settings)
+    require_folder(storage.tables_root, "tables root")
+    intake_query, windows_query = f"{job}_intake", f"{job}_windows"
+    events_table = job_table(job, EVENTS)
+    intake_checkpoint = storage.checkpoint_path(job, "intake")
+    windows_checkpoint = storage.checkpoint_path(job, "windows")
+    topic = settings.kafka.topic
+    intake_id = claim_checkpoint(spark, intake_checkpoint, job, "intake", topic)
+    windows_id = claim_checkpoint(spark, windows_checkpoint, job, "windows", topic, source=events_table)
+    events_path = storage.table_path(events_table)
+    schema = ", ".join(f"`{name}` {sql_type}" for name, sql_type in source.columns.items())
+    ensure_table(spark, events_path, f"{schema}, {BATCH_COLUMNS_SCHEMA}")
+    intake_writer = BatchWriter.for_checkpoint(spark, intake_query, intake_checkpoint, intake_id)
+    write_intake = partial(
+        write_intake_batch, job=job, storage=storage, writer=intake_writer, retry=retry,
+        write_records=partial(
+            write_valid_events, to_events=source.to_events, table=events_table, job=job, storage=storage,
+            writer=intake_writer, retry=retry,
+        ),
+    )
+
+    def start_intake():
+        raw = read_kafka_stream(spark, settings.kafka).transform(with_job_clock)
+        parsed = source.parse(raw).transform(observe_dead_letters)
+        return start_batch_stream(parsed, write_intake, intake_query, intake_checkpoint, gold.trigger)
+
+    tables = WindowTables(job=job, query=windows_query, output=gold.output, batches=job_table(job, WINDOW_BATCHES))
+    write_windows = partial(
+        write_windows_batch, tables=tables, spark=spark, storage=storage, retry=retry,
+        writer=BatchWriter.for_checkpoint(spark, windows_query, windows_checkpoint, windows_id),
+    )
+
+    def start_windows():
+        windows = read_delta_stream(spark, events_path).transform(gold_windows, gold, source.id_column, dimensions)
+        return start_batch_stream(windows, write_windows, windows_query, windows_checkpoint, gold.trigger)
+
+    return QueryPlan(
+        starts=(start_intake, start_windows),
+        in_turn=gold.trigger == "availableNow",
+        state_checkpoints={windows_query: windows_checkpoint},
+    )

@@ -1,0 +1,163 @@
+"""Gold jobs of config against the real broker, Spark and Delta: the Yahoo Streaming Benchmark counted
+exactly, sessions across batches and restarts, the analytics job's windows as a config, config mistakes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+
+import pytest
+from pyspark.sql import functions as F
+
+from eventlake.local import ysb
+from eventlake.pipeline.analytics import WINDOW_COLUMNS, WINDOWS_TABLE, analytics_queries
+from eventlake.pipeline.gold import configure_gold, gold_queries
+from eventlake.runtime.config import Settings, load_settings
+from eventlake.runtime.runner import run_queries
+
+from .helpers import PROJECT_ROOT, send
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 1, 1, 10, 0, 0)
+
+
+def gold_settings(config: str, bootstrap: str, topic: str, tmp_path, *overrides: str) -> tuple[str, Settings]:
+    """A shipped gold config pointed at the test broker and topic, tables and checkpoints under tmp_path."""
+    settings = load_settings(
+        PROJECT_ROOT / "conf" / "gold" / config,
+        [
+            f"kafka.bootstrap_servers={bootstrap}",
+            f"gold.source.topic={topic}",
+            f"storage.tables_root={tmp_path / 'tables'}",
+            f"storage.checkpoint_root={tmp_path / 'checkpoints'}",
+            f"spark.jars_dir={PROJECT_ROOT / 'jars' / 'spark'}",
+            *overrides,
+        ],
+    )
+    return configure_gold(settings)
+
+
+def run_gold(spark, job: tuple[str, Settings]) -> None:
+    name, settings = job
+    run_queries(spark, settings, name, gold_queries)
+
+
+def table(spark, settings: Settings, name: str):
+    return spark.read.format("delta").load(settings.storage.table_path(name))
+
+
+def test_the_yahoo_streaming_benchmark_counts_views_per_campaign_exactly(
+    spark, kafka_bootstrap, fresh_topic, tmp_path
+):
+    campaigns = ysb.read_campaigns_csv(PROJECT_ROOT / "conf" / "dimensions" / "ysb_campaigns.csv")
+    start_ms = (int(time.time() * 1000) - 120_000) // 10_000 * 10_000 + 3_000  # windows of 10 s, a partial first
+    events = list(ysb.ad_events(campaigns, count=3_000, start_ms=start_ms, events_per_second=100, seed=11))
+    records = [(None, ysb.encode(event)) for event in events]
+    records += [(None, b"not json"), (None, json.dumps({**events[0], "event_time": "soon"}).encode())]
+    send(kafka_bootstrap, fresh_topic, records)
+    job = gold_settings("ysb.toml", kafka_bootstrap, fresh_topic, tmp_path)
+    run_gold(spark, job)
+
+    settings = job[1]
+    watermark_ms = max(int(event["event_time"]) for event in events) - 10_000
+    expected = {
+        key: count
+        for key, count in ysb.count_views_per_campaign_window(events, campaigns).items()
+        if key[1] + 10_000 <= watermark_ms
+    }
+    rows = table(spark, settings, "ysb_campaign_windows").collect()
+    found = {(row.campaign_id, int(row.window_start.timestamp() * 1000)): row.views for row in rows}
+    assert len(expected) > 100 and found == expected
+    assert all(row.window_end - row.window_start == timedelta(seconds=10) for row in rows)
+    dead_letters = table(spark, settings, "ysb_dead_letters").select("error_code").collect()
+    assert sorted(row.error_code for row in dead_letters) == ["BAD_TIMESTAMP", "NOT_JSON"]
+    intake = table(spark, settings, "ysb_intake_batches").agg(F.sum("records"), F.sum("valid")).first()
+    assert tuple(intake) == (len(records), len(events))
+    figures = table(spark, settings, "ysb_window_batches").agg(F.sum("input_rows"), F.sum("deduplicated_rows")).first()
+    assert tuple(figures) == (len(events), len(events))  # YSB events have no id: none de-duplicated
+
+
+def session_event(event_id: str, second: int, user: str, page: str, event_type: str = "pageview"):
+    document = {
+        "event_id": event_id, "timestamp": (T0 + timedelta(seconds=second)).isoformat() + "Z", "source": "web",
+        "schema_version": "1", "type": event_type, "data": {"user_id": user, "page": page},
+    }
+    return user.encode(), json.dumps(document).encode()
+
+
+def test_sessions_across_batches_and_a_restart_come_out_once_and_whole(spark, kafka_bootstrap, fresh_topic, tmp_path):
+    # Gap 60 s, watermark 30 s: a session closes when the watermark (latest event - 30 s) passes its last event + 60 s.
+    job = gold_settings(
+        "user_sessions.toml", kafka_bootstrap, fresh_topic, tmp_path,
+        "gold.window.gap=1 minute", "gold.watermark=30 seconds", "kafka.max_offsets_per_trigger=2",
+    )
+    send(kafka_bootstrap, fresh_topic, [
+        session_event("a1", 0, "u1", "/home"), session_event("a2", 40, "u1", "/cart"),
+        session_event("b1", 5, "u2", "/home"), session_event("c1", 100, "u9", "/x"),
+    ])
+    run_gold(spark, job)
+    sessions = table(spark, job[1], "user_sessions").collect()
+    assert [row.user_id for row in sessions] == ["u2"]  # u1's session is still open (watermark 70 s)
+
+    send(kafka_bootstrap, fresh_topic, [
+        session_event("a4", 80, "u1", "/pay", "purchase"),
+        session_event("a3", 75, "u1", "/late"),   # out of order but within the watermark: joins the session
+        session_event("a3", 75, "u1", "/late"),   # a copy: counted once
+        session_event("a0", 20, "u1", "/too-late"),  # behind the watermark: dropped, counted as late
+        session_event("c2", 300, "u9", "/x"),     # moves the watermark to 270 s: u1's session closes
+    ])
+    run_gold(spark, job)  # a restart in mid-session, several batches (2 records each)
+    sessions = table(spark, job[1], "user_sessions").collect()  # read again: a DataFrame keeps its table version
+    rows = {row.user_id + "@" + str(row.window_start.time()): row for row in sessions}
+    assert sorted(rows) == ["u1@10:00:00", "u2@10:00:05", "u9@10:01:40"]
+    u1 = rows["u1@10:00:00"]
+    assert (u1.window_end, u1.events, u1.duration_seconds) == (T0 + timedelta(seconds=140), 4, 80.0)
+    assert (u1.distinct_pages, u1.first_page, u1.last_page, u1.converted) == (4, "/home", "/pay", True)
+    assert (rows["u2@10:00:05"].events, rows["u2@10:00:05"].converted) == (1, False)
+    figures = table(spark, job[1], "user_sessions_window_batches").agg(
+        F.sum("input_rows"), F.sum("dropped_duplicates"), F.sum("dropped_late")
+    ).first()
+    assert tuple(figures) == (9, 1, 1)
+
+
+def test_the_analytics_windows_as_a_gold_config_equal_the_analytics_job(
+    spark, kafka_bootstrap, fresh_topic, tmp_path, job_settings
+):
+    send(kafka_bootstrap, fresh_topic, [
+        session_event(f"e{number}", number * 37, f"u{number % 5}", "/p", ("pageview", "click")[number % 2])
+        for number in range(60)
+    ] + [session_event("e3", 3 * 37, "u3", "/p", "click"), (None, b"{")])
+    run_queries(spark, job_settings, "analytics", analytics_queries)
+    job = gold_settings("event_windows.toml", kafka_bootstrap, fresh_topic, tmp_path / "gold")
+    run_gold(spark, job)
+    analytics = table(spark, job_settings, WINDOWS_TABLE).select(*WINDOW_COLUMNS)
+    gold = table(spark, job[1], "event_windows").select(*WINDOW_COLUMNS)
+    assert analytics.count() > 5
+    assert sorted(analytics.collect()) == sorted(gold.collect())
+
+
+def gold_job_error(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "jobs" / "gold.py"), *arguments],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180,
+    )
+
+
+def test_config_mistakes_stop_the_gold_job_with_one_line_naming_file_and_key(kafka_bootstrap, fresh_topic, tmp_path):
+    unknown = gold_job_error("--config", "conf/gold/ysb.toml", "--set", "gold.window.sise=10 seconds")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines()[-1].startswith(
+        "gold: error: conf/gold/ysb.toml: unknown config key 'gold.window.sise'"
+    )
+    bad_filter = gold_job_error(
+        "--config", "conf/gold/ysb.toml", "--set", f"kafka.bootstrap_servers={kafka_bootstrap}",
+        "--set", f"gold.source.topic={fresh_topic}", "--set", "gold.filter=event_kind = 'view'",
+        "--set", f"storage.tables_root={tmp_path / 'tables'}", "--set", f"storage.checkpoint_root={tmp_path / 'cp'}",
+    )
+    assert bad_filter.returncode == 2, bad_filter.stdout + bad_filter.stderr
+    last = bad_filter.stderr.strip().splitlines()[-1]
+    assert last.startswith("ysb: error: conf/gold/ysb.toml: gold.filter: ") and "event_kind" in last, last
