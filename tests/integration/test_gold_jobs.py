@@ -13,6 +13,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from eventlake.local import ysb
+from eventlake.ops.reconcile import gold_job, reconcile
 from eventlake.pipeline.analytics import WINDOW_COLUMNS, WINDOWS_TABLE, analytics_queries
 from eventlake.pipeline.gold import configure_gold, gold_queries
 from eventlake.runtime.config import Settings, load_settings
@@ -79,6 +80,9 @@ def test_the_yahoo_streaming_benchmark_counts_views_per_campaign_exactly(
     assert tuple(intake) == (len(records), len(events))
     figures = table(spark, settings, "ysb_window_batches").agg(F.sum("input_rows"), F.sum("deduplicated_rows")).first()
     assert tuple(figures) == (len(events), len(events))  # YSB events have no id: none de-duplicated
+    reconciled = reconcile(spark, settings.storage, job=gold_job(settings.gold))
+    assert reconciled.problems() == [] and reconciled.counted == sum(expected.values())
+    assert reconciled.kept_out == len(events) - sum(event["event_type"] == "view" for event in events)
 
 
 def session_event(event_id: str, second: int, user: str, page: str, event_type: str = "pageview"):
@@ -122,6 +126,9 @@ def test_sessions_across_batches_and_a_restart_come_out_once_and_whole(spark, ka
         F.sum("input_rows"), F.sum("dropped_duplicates"), F.sum("dropped_late")
     ).first()
     assert tuple(figures) == (9, 1, 1)
+    reconciled = reconcile(spark, job[1].storage, job=gold_job(job[1].gold))
+    assert reconciled.problems() == []
+    assert (reconciled.valid, reconciled.counted, reconciled.pending) == (9, 6, 1)  # u9's session at 300 s is open
 
 
 def test_the_analytics_windows_as_a_gold_config_equal_the_analytics_job(

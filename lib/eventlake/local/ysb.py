@@ -246,9 +246,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     add = produce.add_argument
     add("--bootstrap", "--bootstrap-servers", dest="bootstrap", default="127.0.0.1:9092", metavar="HOST:PORT",
         help="default: 127.0.0.1:9092")
-    add("--topic", default=DEFAULT_TOPIC, help=f"it must exist unless --partitions is given (default: {DEFAULT_TOPIC})")
-    add("--partitions", type=int, default=0, metavar="N",
-        help="create the topic with N partitions when it does not exist (default: 0, it must exist)")
+    add("--topic", default=DEFAULT_TOPIC, help=f"default: {DEFAULT_TOPIC}")
+    add("--partitions", type=int, default=2, metavar="N",
+        help="create the topic with N partitions when it does not exist (default: 2; 0: it must exist)")
     add("--events", type=int, default=100_000, metavar="N", help="number of events (default: 100,000)")
     add("--rate", type=float, default=10_000.0, metavar="R",
         help="events per second of event time: event times advance by 1000/R ms (default: 10,000)")

@@ -1,7 +1,8 @@
 """Reconcile a job's run: every Kafka record read is valid or a dead letter, and every valid event is
 counted in a window, dropped as a duplicate or as late, or waiting in a window that is not final yet.
 
-    scripts/reconcile.sh [--config conf/local.toml] [--set ...]
+    scripts/reconcile.sh [--config conf/local.toml] [--set ...]     # the analytics job
+    scripts/reconcile.sh --config conf/gold/ysb.toml                # a gold job of config
 
 Prints the figures and exits 1 when they do not add up (2 when the tables are missing).
 """
@@ -19,11 +20,37 @@ from pyspark.sql import functions as F
 from eventlake.ops.query import delta_tables
 from eventlake.pipeline.analytics import EVENTS_TABLE, JOB, WINDOW_BATCHES_TABLE, WINDOWS_QUERY, WINDOWS_TABLE
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.pipeline.gold import EVENTS, WINDOW_BATCHES
 from eventlake.pipeline.intake import INTAKE_TABLE
 from eventlake.pipeline.job_tables import job_table
-from eventlake.runtime.config import ConfigError, StorageSettings, load_settings
+from eventlake.runtime.config import ConfigError, GoldSettings, StorageSettings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.session import build_spark_session
+
+
+@dataclass(frozen=True)
+class WindowedJob:
+    """The tables of a job whose windows query reads its intake's events table: the analytics job or a gold job.
+    ``counted_column``: the column of ``windows_table`` that counts events (None: it has none)."""
+
+    job: str
+    events_table: str
+    windows_table: str
+    window_batches_table: str
+    windows_query: str
+    counted_column: str | None = "event_count"
+
+
+ANALYTICS = WindowedJob(JOB, EVENTS_TABLE, WINDOWS_TABLE, WINDOW_BATCHES_TABLE, WINDOWS_QUERY)
+
+
+def gold_job(gold: GoldSettings) -> WindowedJob:
+    """The tables of the gold job ``gold``; events are counted by its first ``count`` measure of no expression."""
+    counted = next((measure.name for measure in gold.measures if measure.fn == "count" and not measure.expr), None)
+    return WindowedJob(
+        gold.name, job_table(gold.name, EVENTS), gold.output, job_table(gold.name, WINDOW_BATCHES),
+        f"{gold.name}_windows", counted,
+    )
 
 
 @dataclass(frozen=True)
@@ -39,45 +66,57 @@ class Reconciliation:
     windowed: int
     duplicates: int
     late: int
-    counted: int
+    counted: int | None
     sliding: bool
     unaccounted: tuple[str, ...] = ()
+    deduplicated: int | None = None
+    job: WindowedJob = ANALYTICS
 
     @property
-    def pending(self) -> int:
-        """Events in windows the watermark has not closed yet (written when it does)."""
-        return self.windowed - self.counted
+    def kept_out(self) -> int:
+        """Events a gold job's filter or inner joins left out of the windows (0 for the analytics job)."""
+        return 0 if self.deduplicated is None else self.deduplicated - self.windowed
+
+    @property
+    def pending(self) -> int | None:
+        """Events in windows the watermark has not closed yet (written when it does); None when the windows
+        table counts no events."""
+        return None if self.counted is None else self.windowed - self.counted
 
     def problems(self) -> list[str]:
         """What does not add up; empty when the run reconciles."""
         found = list(self.unaccounted)
         if self.read != self.valid + self.dead_letters:
             found.append(f"records read {self.read} != valid {self.valid} + dead letters {self.dead_letters}")
+        job = self.job
         if self.invalid != self.dead_letters:
-            found.append(f"invalid records {self.invalid} != rows in {JOB}_dead_letters {self.dead_letters}")
+            found.append(f"invalid records {self.invalid} != rows in {job.job}_dead_letters {self.dead_letters}")
         if self.unaccounted:
             return found  # the sums would only repeat that batches are missing
+        reached = self.windowed if self.deduplicated is None else self.deduplicated
         if self.windows_read != self.valid:
             found.append(
-                f"{WINDOWS_QUERY} read {self.windows_read} events, the intake found {self.valid} valid: the windows "
-                f"have not caught up with {EVENTS_TABLE}; run the job to the end (availableNow) and reconcile again"
+                f"{job.windows_query} read {self.windows_read} events, the intake found {self.valid} valid: the "
+                f"windows have not caught up with {job.events_table}; run the job to the end (availableNow) and "
+                "reconcile again"
             )
-        elif self.valid != self.windowed + self.duplicates + self.late:
-            found.append(
-                f"valid {self.valid} != windowed {self.windowed} + duplicates {self.duplicates} + late {self.late}"
-            )
-        if not self.sliding and self.pending < 0:
+        elif self.valid != reached + self.duplicates + self.late:
+            what = "windowed" if self.deduplicated is None else "de-duplicated"
+            found.append(f"valid {self.valid} != {what} {reached} + duplicates {self.duplicates} + late {self.late}")
+        if not self.sliding and self.pending is not None and self.pending < 0:
             found.append(f"windows count {self.counted} events, more than the {self.windowed} that reached them")
         return found
 
     def table(self) -> str:
+        unknown = "n/a (sliding windows)" if self.sliding else "n/a (no count measure)"
         rows = [
             ("Kafka records read", self.read),
             ("  valid", self.valid),
             ("  dead letters", self.dead_letters),
             ("valid events", self.valid),
-            ("  counted in final windows", "n/a (sliding windows)" if self.sliding else self.counted),
-            ("  in windows not final yet", "n/a (sliding windows)" if self.sliding else self.pending),
+            ("  counted in final windows", unknown if self.sliding or self.counted is None else self.counted),
+            ("  in windows not final yet", unknown if self.sliding or self.pending is None else self.pending),
+            *([("  left out by the filter and joins", self.kept_out)] if self.deduplicated is not None else []),
             ("  duplicates dropped", self.duplicates),
             ("  late events dropped", self.late),
         ]
@@ -141,16 +180,19 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(str(first) if first == last else f"{first}-{last}" for first, last in spans)
 
 
-def reconcile(spark: SparkSession, storage: StorageSettings, sliding: bool = False) -> Reconciliation:
+def reconcile(
+    spark: SparkSession, storage: StorageSettings, sliding: bool = False, job: WindowedJob = ANALYTICS
+) -> Reconciliation:
     """Read the job's tables and gather the figures: the intake's from ``intake_batches``, the windows query's
-    from ``analytics_window_batches``, each batch's written with its rows, once."""
+    from its window batches table, each batch's written with its rows, once."""
     tables = delta_tables(spark, storage.tables_root)
-    intake_table, dead_letters_table = job_table(JOB, INTAKE_TABLE), job_table(JOB, DEAD_LETTERS_TABLE)
-    needed = (intake_table, dead_letters_table, WINDOW_BATCHES_TABLE, WINDOWS_TABLE)
+    intake_table, dead_letters_table = job_table(job.job, INTAKE_TABLE), job_table(job.job, DEAD_LETTERS_TABLE)
+    # A job with no invalid record yet has no dead letters table.
+    needed = (intake_table, job.window_batches_table, job.windows_table)
     missing = [name for name in needed if name not in tables]
     if missing:
         raise EnvironmentProblem(
-            f"tables {', '.join(missing)} are missing under {storage.tables_root}: run the {JOB} job first"
+            f"tables {', '.join(missing)} are missing under {storage.tables_root}: run the {job.job} job first"
         )
     read = lambda name: spark.read.format("delta").load(tables[name])  # noqa: E731
     intake = read(intake_table)
@@ -159,21 +201,28 @@ def reconcile(spark: SparkSession, storage: StorageSettings, sliding: bool = Fal
     ).collect()
     # A batch has one intake row per partition it read: one (writer, batch) each.
     intake_batches = intake.where(F.col("writer_id").isNotNull()).select("writer_id", "batch_id").distinct()
-    dead_letters = read(dead_letters_table).count()
-    window_batches = read(WINDOW_BATCHES_TABLE).collect()
-    [[counted]] = read(WINDOWS_TABLE).agg(F.coalesce(F.sum("event_count"), F.lit(0))).collect()
+    dead_letters = read(dead_letters_table).count() if dead_letters_table in tables else 0
+    window_batches = read(job.window_batches_table).collect()
+    counted = None
+    if job.counted_column is not None:
+        [[counted]] = read(job.windows_table).agg(F.coalesce(F.sum(job.counted_column), F.lit(0))).collect()
     unaccounted = missing_batches(((row.writer_id, row.batch_id) for row in intake_batches.collect()), intake_table)
     unaccounted += broken_chains(
         ((row.writer_id, row.batch_id, row.start_offset, row.end_offset) for row in window_batches),
-        WINDOW_BATCHES_TABLE,
+        job.window_batches_table,
     )
+    # Rows written before deduplicated_rows was recorded hold NULL there: the analytics job's windows read
+    # every de-duplicated event, so its figure is windowed_rows.
+    deduplicated = None
+    if job is not ANALYTICS:
+        deduplicated = sum(row.deduplicated_rows for row in window_batches)
     return Reconciliation(
         read=totals.records, valid=totals.valid, invalid=totals.invalid, dead_letters=dead_letters,
         windows_read=sum(row.input_rows for row in window_batches),
         windowed=sum(row.windowed_rows for row in window_batches),
         duplicates=sum(row.dropped_duplicates for row in window_batches),
         late=sum(row.dropped_late for row in window_batches),
-        counted=counted, sliding=sliding, unaccounted=tuple(unaccounted),
+        counted=counted, sliding=sliding, unaccounted=tuple(unaccounted), deduplicated=deduplicated, job=job,
     )
 
 
@@ -185,7 +234,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config, args.overrides)
         spark = build_spark_session(settings.spark)
-        result = reconcile(spark, settings.storage, sliding=settings.analytics.slide is not None)
+        if settings.gold.name:
+            result = reconcile(
+                spark, settings.storage, sliding=settings.gold.window.kind == "sliding", job=gold_job(settings.gold)
+            )
+        else:
+            result = reconcile(spark, settings.storage, sliding=settings.analytics.slide is not None)
     except (ConfigError, EnvironmentProblem) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

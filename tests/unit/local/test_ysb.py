@@ -231,7 +231,7 @@ def test_cli_produce_sends_what_it_says(monkeypatch, capsys, campaigns):
 
     monkeypatch.setattr(ysb, "send_ad_events", fake_send)
     argv = ["produce", "--bootstrap", "b:1", "--topic", "ysb-x", "--events", "50", "--rate", "5",
-            "--start-ms", str(START_MS)]
+            "--start-ms", str(START_MS), "--partitions", "0"]
     assert ysb.main(argv) == 0
     assert sent == list(ad_events(campaigns, 50, START_MS, 5, seed=42))
     line = capsys.readouterr().out
