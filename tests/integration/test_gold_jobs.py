@@ -168,3 +168,105 @@ def test_config_mistakes_stop_the_gold_job_with_one_line_naming_file_and_key(kaf
     assert bad_filter.returncode == 2, bad_filter.stdout + bad_filter.stderr
     last = bad_filter.stderr.strip().splitlines()[-1]
     assert last.startswith("ysb: error: conf/gold/ysb.toml: gold.filter: ") and "event_kind" in last, last
+
+
+ORDERS_CONTRACT = """
+[contracts.orders]
+format = "csv"
+csv_columns = ["order_id", "placed_at", "customer", "amount", "express"]
+id_field = "order_id"
+
+[contracts.orders.event_time]
+field = "placed_at"
+form = "pattern"
+pattern = "yyyy-MM-dd HH:mm:ss"
+time_zone = "Europe/Paris"
+
+[contracts.orders.fields]
+order_id = { type = "string" }
+placed_at = { type = "string" }
+customer = { type = "string" }
+amount = { type = "decimal(12,2)" }
+express = { type = "boolean", required = false }
+"""
+
+ORDERS_GOLD = """
+include = ["{local}", "orders_contract.toml"]
+
+[gold]
+name = "orders"
+output = "orders_per_customer"
+watermark = "30 seconds"
+filter = "amount > 0"
+group_by = ["customer", "region"]
+
+[gold.source]
+contract = "orders"
+
+[gold.columns]
+day_part = "CASE WHEN hour(event_time) < 12 THEN 'am' ELSE 'pm' END"
+
+[[gold.joins]]
+name = "customers"
+csv = "{customers}"
+on = ["customer"]
+how = "left"
+
+[gold.window]
+kind = "sliding"
+size = "1 minute"
+slide = "30 seconds"
+
+[[gold.measures]]
+name = "orders"
+fn = "count"
+
+[[gold.measures]]
+name = "revenue"
+fn = "sum"
+expr = "amount"
+
+[[gold.measures]]
+name = "day_parts"
+fn = "count_distinct"
+expr = "day_part"
+"""
+
+
+def test_a_csv_topic_and_a_sliding_window_need_only_config_files(spark, kafka_bootstrap, fresh_topic, tmp_path):
+    # The example of docs/gold.md: a CSV contract, a derived column, a filter, a left join, sliding windows.
+    (tmp_path / "customers.csv").write_text("customer,region\nc1,north\nc2,south\n")
+    (tmp_path / "orders_contract.toml").write_text(ORDERS_CONTRACT)
+    config = tmp_path / "orders.toml"
+    local, customers = PROJECT_ROOT / "conf" / "local.toml", tmp_path / "customers.csv"
+    config.write_text(ORDERS_GOLD.format(local=local, customers=customers))
+    # Paris is UTC+1 in January: 11:00:00 there is 10:00:00 UTC.
+    orders = [("o1", 5, "c1", "12.50"), ("o2", 20, "c1", "7.50"), ("o3", 40, "c2", "3.00"), ("o4", 45, "c3", "1.00"),
+              ("o5", 50, "c1", "0.00"), ("o1", 5, "c1", "12.50"), ("o6", 200, "c2", "2.00")]
+    lines = [f"{order},2026-01-01 11:{second // 60:02d}:{second % 60:02d},{customer},{amount},false".encode()
+             for order, second, customer, amount in orders]
+    send(kafka_bootstrap, fresh_topic, [(None, line) for line in lines] + [(None, b"o7,2026-01-01 11:00:00,c1")])
+    settings = load_settings(config, [
+        f"kafka.bootstrap_servers={kafka_bootstrap}", f"gold.source.topic={fresh_topic}",
+        f"storage.tables_root={tmp_path / 'tables'}", f"storage.checkpoint_root={tmp_path / 'checkpoints'}",
+        f"spark.jars_dir={PROJECT_ROOT / 'jars' / 'spark'}",
+    ])
+    job = configure_gold(settings)
+    run_gold(spark, job)
+
+    rows = table(spark, job[1], "orders_per_customer").collect()
+    found = {(row.window_start.strftime("%H:%M:%S"), row.customer, row.region): (row.orders, str(row.revenue))
+             for row in rows}
+    # The watermark ends at 200 s - 30 s = 10:02:50: windows ending by then are final. o1 counted once, o5 (amount
+    # 0) filtered out, c3 has no customer row (left join: region NULL).
+    assert found == {
+        ("09:59:30", "c1", "north"): (2, "20.00"),
+        ("10:00:00", "c1", "north"): (2, "20.00"),
+        ("10:00:00", "c2", "south"): (1, "3.00"),
+        ("10:00:00", "c3", None): (1, "1.00"),
+        ("10:00:30", "c2", "south"): (1, "3.00"),
+        ("10:00:30", "c3", None): (1, "1.00"),
+    }
+    assert all(row.day_parts == 1 for row in rows)
+    [dead_letter] = table(spark, job[1], "orders_dead_letters").collect()
+    assert dead_letter.error_code == "NOT_CSV"

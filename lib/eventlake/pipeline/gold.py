@@ -28,6 +28,7 @@ from delta.tables import DeltaTable
 from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import DayTimeIntervalType, StringType
 
 from eventlake.pipeline.contract import parse_events, valid_events, with_job_clock
 from eventlake.pipeline.declared_contract import (
@@ -151,13 +152,28 @@ def join_dimensions(rows: DataFrame, joins: tuple[GoldJoin, ...], dimensions: Ma
     return rows
 
 
-def window_column(window: GoldWindow) -> Column:
-    """The event-time window of ``window``: tumbling, sliding, or a session closed after its gap."""
+def window_column(window: GoldWindow, rows: DataFrame) -> Column:
+    """The event-time window of ``window`` over ``rows``: tumbling, sliding, or a session closed after its gap."""
     if window.kind == "session":
-        gap = F.expr(window.gap_expr) if window.gap_expr else _interval(window.gap)
+        gap = _session_gap(rows, window.gap_expr) if window.gap_expr else _interval(window.gap)
         return F.session_window("event_time", gap)
     slide = _interval(window.slide) if window.kind == "sliding" else None
     return F.window("event_time", _interval(window.size), slide)
+
+
+def _session_gap(rows: DataFrame, expr: str) -> Column:
+    """``expr`` as the calendar interval a session window takes: an ANSI interval (``INTERVAL 10 MINUTES``) is
+    taken apart into one, text (``'10 minutes'``) is cast."""
+    gap = F.expr(expr)
+    gap_type = rows.select(gap).schema.fields[0].dataType
+    if isinstance(gap_type, DayTimeIntervalType):
+        # Its length in microseconds, whatever its fields (SECOND, DAY TO SECOND...), as seconds of an interval.
+        micros = F.unix_micros(F.timestamp_micros(F.lit(0)) + gap)
+        seconds = (micros / 1_000_000).cast("decimal(18,6)")
+        return F.make_interval(secs=seconds)
+    if isinstance(gap_type, StringType):
+        return gap.cast("interval")
+    return gap
 
 
 def _interval(duration: timedelta | None) -> str:
@@ -177,7 +193,7 @@ def aggregate_windows(rows: DataFrame, gold: GoldSettings) -> DataFrame:
     plus the gap), then the measures."""
     session = gold.window.kind == "session"
     bounds = [F.min("event_time").alias("_first_event"), F.max("event_time").alias("_last_event")] if session else []
-    grouped = rows.groupBy(window_column(gold.window).alias("window"), *gold.group_by).agg(
+    grouped = rows.groupBy(window_column(gold.window, rows).alias("window"), *gold.group_by).agg(
         *bounds, *(measure_column(measure) for measure in gold.measures)
     )
     duration = []

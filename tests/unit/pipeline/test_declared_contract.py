@@ -281,26 +281,10 @@ def test_event_time_in_epoch_seconds_or_a_pattern_read_in_its_time_zone(kafka_ro
     assert (rows[0].event_time, rows[1].event_time) == (datetime(2025, 7, 1, 10), datetime(2026, 1, 1, 10))
 
 
-# The built-in contract (contract.py) declared: version 2 renames type to event_type and adds session_id.
-BUILT_IN = DeclaredContract(
-    fields={
-        "event_id": ContractField("string"),
-        "event_time": ContractField("string", path="timestamp"),
-        "source": ContractField("string"),
-        "event_type": ContractField("string", path="type"),
-        "data": ContractField("object", required=False),
-        "user_id": ContractField("string", required=False, path="data.user_id"),
-    },
-    id_field="event_id",
-    event_time=EventTimeSpec(field="event_time", form="iso8601"),
-    version_field="schema_version",
-    versions={
-        "1": ContractVersionSpec(),
-        "2": ContractVersionSpec(
-            rename={"event_type": "event_type"}, add={"session_id": ContractField("string", required=False)}
-        ),
-    },
-)
+# The built-in contract (contract.py) declared, as shipped: version 2 renames type to event_type and adds session_id.
+BUILT_IN = _CONVERTER.structure(
+    tomllib.loads((PROJECT_ROOT / "conf" / "contracts" / "events.toml").read_text()), Settings
+).contracts["events_declared"]
 
 
 def event(**changes) -> bytes:

@@ -102,6 +102,30 @@ def test_sessions_close_after_the_gap_and_measure_from_first_to_last_event(spark
     assert_df_equality(result, expected, ignore_row_order=True, ignore_nullable=True)
 
 
+def test_a_session_gap_may_come_per_event_from_an_expression(spark):
+    events = spark.createDataFrame(
+        [("a", at(0), "view", "u1", "/a", None), ("b", at(20), "view", "u1", "/b", None),
+         ("c", at(0), "view", "u2", "/a", None), ("d", at(20), "view", "u2", "/b", None)],
+        EVENTS_SCHEMA,
+    )
+    gap = "CASE WHEN user_id = 'u1' THEN INTERVAL 10 SECONDS ELSE INTERVAL 30 SECONDS END"
+    settings = gold(window=GoldWindow(kind="session", gap_expr=gap), group_by=("user_id",))
+    rows = aggregate_windows(events, settings).orderBy("user_id", "window_start").collect()
+    # u1's events are 20 s apart, more than its 10-s gap: two sessions; u2's gap of 30 s keeps one.
+    assert [(row.user_id, row.events, row.window_end) for row in rows] == [
+        ("u1", 1, at(10)), ("u1", 1, at(30)), ("u2", 2, at(50))
+    ]
+
+
+def test_sliding_windows_count_an_event_in_each_window_it_falls_in(spark):
+    events = spark.createDataFrame([("a", at(12), "view", "u1", "/a", None)], EVENTS_SCHEMA)
+    settings = gold(window=GoldWindow(kind="sliding", size=timedelta(seconds=10), slide=timedelta(seconds=5)))
+    rows = aggregate_windows(events, settings).orderBy("window_start").collect()
+    assert [(row.window_start, row.window_end, row.events) for row in rows] == [
+        (at(5), at(15), 1), (at(10), at(20), 1)
+    ]
+
+
 def test_a_gold_job_deduplicates_derives_filters_and_joins_before_the_window(spark):
     events = spark.createDataFrame(
         [
