@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Benchmarks (not tests): scripts/bench.sh throughput|batches|latency [options]
+# Benchmarks (not tests): scripts/bench.sh throughput|batches|profile|latency|ysb [options]
 #   throughput: eventlake against the raw Kafka and Spark limits, the lesson's consumer and quixstreams,
 #               on one backlog of 2 million events (about 250 bytes each) - about half an hour on 2 cores;
 #   batches:    the time of one micro-batch per job at 500, 2,500 and 50,000 records a batch, beside spark-plain;
 #   profile:    where one micro-batch's time goes, to the millisecond, per job (Spark's phases, each Delta write);
-#   latency:    end-to-end latency percentiles at steady producer rates, for ETL silver and for windows.
+#   latency:    end-to-end latency percentiles at steady producer rates, for ETL silver and for windows;
+#   ysb:        the gold job on 1 million Yahoo Streaming Benchmark ad events: events/s per core, beside the
+#               published YSB figures per core.
 # Sets up what is missing (the benchmark's own Python packages too) and starts the local broker if needed.
 # --help after the mode lists its options. Results: a table on stdout and JSON under data/bench/.
 set -euo pipefail
@@ -12,8 +14,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 mode=${1:-}
 case "$mode" in
-    throughput|batches|profile|latency) shift ;;
-    *) echo "usage: scripts/bench.sh throughput|batches|profile|latency [--help | options]" >&2; exit 2 ;;
+    throughput|batches|profile|latency|ysb) shift ;;
+    *) echo "usage: scripts/bench.sh throughput|batches|profile|latency|ysb [--help | options]" >&2; exit 2 ;;
 esac
 bash scripts/setup.sh >&2
 if ! .venv/bin/python -c 'import kafka, quixstreams, psutil' 2>/dev/null; then
