@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from eventlake.local import ysb
 from eventlake.ops.reconcile import gold_job, reconcile
 from eventlake.pipeline.analytics import WINDOW_COLUMNS, WINDOWS_TABLE, analytics_queries
+from eventlake.pipeline.etl import etl_queries
 from eventlake.pipeline.gold import configure_gold, gold_queries
 from eventlake.runtime.config import Settings, load_settings
 from eventlake.runtime.runner import run_queries
@@ -270,3 +271,56 @@ def test_a_csv_topic_and_a_sliding_window_need_only_config_files(spark, kafka_bo
     assert all(row.day_parts == 1 for row in rows)
     [dead_letter] = table(spark, job[1], "orders_dead_letters").collect()
     assert dead_letter.error_code == "NOT_CSV"
+
+
+SILVER_GOLD = """
+include = ["{local}"]
+
+[gold]
+name = "silver_pages"
+output = "page_views"
+watermark = "1 minute"
+group_by = ["page"]
+
+[gold.source]
+table = "silver_events"
+
+[gold.window]
+kind = "tumbling"
+size = "1 minute"
+
+[[gold.measures]]
+name = "events"
+fn = "count"
+
+[[gold.measures]]
+name = "users"
+fn = "count_distinct"
+expr = "user_id"
+"""
+
+
+def test_a_gold_job_may_stream_the_etl_silver_table(spark, kafka_bootstrap, fresh_topic, tmp_path, job_settings):
+    send(kafka_bootstrap, fresh_topic, [
+        session_event(f"s{number}", number * 13, f"u{number % 3}", f"/p{number % 2}") for number in range(40)
+    ] + [session_event("s5", 5 * 13, "u2", "/p1"), (None, b"[]")])
+    run_queries(spark, job_settings, "etl", etl_queries)
+    config = tmp_path / "silver_pages.toml"
+    config.write_text(SILVER_GOLD.format(local=PROJECT_ROOT / "conf" / "local.toml"))
+    settings = load_settings(config, [
+        f"storage.tables_root={job_settings.storage.tables_root}", f"storage.checkpoint_root={tmp_path / 'gold'}",
+        f"spark.jars_dir={PROJECT_ROOT / 'jars' / 'spark'}", f"kafka.bootstrap_servers={kafka_bootstrap}",
+    ])
+    job = configure_gold(settings)
+    assert job[1].kafka.topic == ""  # no topic is read
+    run_gold(spark, job)
+
+    silver = table(spark, job_settings, "silver_events")
+    assert silver.count() == 40  # the copy of s5 is not in silver
+    # The events of the windows the watermark closed (latest event 507 s - 1 minute), counted from silver itself.
+    closed = silver.where(F.col("event_time") < F.lit(T0 + timedelta(seconds=420)))
+    expected = closed.groupBy(F.window("event_time", "1 minute").start.alias("window_start"), "page").agg(
+        F.count(F.lit(1)).alias("events"), F.count_distinct("user_id").alias("users")
+    )
+    found = table(spark, job[1], "page_views").select("window_start", "page", "events", "users")
+    assert sorted(found.collect()) == sorted(expected.collect()) and found.count() > 10

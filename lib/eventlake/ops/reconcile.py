@@ -234,6 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config, args.overrides)
         spark = build_spark_session(settings.spark)
+        if settings.gold.source.table:
+            raise ConfigError(
+                f"gold job {settings.gold.name} streams the table {settings.gold.source.table} and keeps no intake of "
+                "its own: reconcile the job that writes that table"
+            )
         if settings.gold.name:
             result = reconcile(
                 spark, settings.storage, sliding=settings.gold.window.kind == "sliding", job=gold_job(settings.gold)

@@ -28,6 +28,7 @@ from delta.tables import DeltaTable
 from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import DayTimeIntervalType, StringType
 
 from eventlake.pipeline.contract import parse_events, valid_events, with_job_clock
@@ -113,8 +114,20 @@ class EventSource:
     id_column: str | None
 
 
-def event_source(settings: Settings) -> EventSource:
-    """The source of ``settings.gold``: the built-in contract (``events``) or a declared one."""
+def event_source(settings: Settings, spark: SparkSession | None = None) -> EventSource:
+    """The source of ``settings.gold``: the built-in contract (``events``) or a declared one on its topic, or a
+    Delta table (its columns read with ``spark``; de-duplicated on ``event_id`` when it has one)."""
+    if settings.gold.source.table:
+        if spark is None:
+            raise ValueError("the columns of a table source are read with a SparkSession")
+        path = settings.storage.table_path(settings.gold.source.table)
+        if not DeltaTable.isDeltaTable(spark, path):
+            raise ConfigError(f"gold.source.table: no Delta table at {path} (run the job that writes it first)")
+        columns = {field.name: field.dataType.simpleString() for field in spark.read.format("delta").load(path).schema}
+        return EventSource(
+            parse=lambda rows: rows, to_events=lambda rows: rows, columns=columns,
+            id_column="event_id" if "event_id" in columns else None,
+        )
     name = settings.gold.source.contract
     if name == BUILT_IN_CONTRACT:
         return EventSource(
@@ -260,7 +273,11 @@ def gold_problems(settings: Settings) -> list[str]:
         own = ", ".join(own_tables(gold.name))
         problems.append(f"gold.output: {gold.output!r} is one of the job's own tables ({own})")
     contract = gold.source.contract
-    if contract != BUILT_IN_CONTRACT:
+    if gold.source.table and (gold.source.topic or contract != BUILT_IN_CONTRACT):
+        problems.append("gold.source: give a table, or a topic and its contract, not both")
+    elif gold.source.table and not _NAME.fullmatch(gold.source.table):
+        problems.append(f"gold.source.table: {gold.source.table!r} must be a table name under storage.tables_root")
+    elif contract != BUILT_IN_CONTRACT:
         if contract not in settings.contracts:
             known = ", ".join([BUILT_IN_CONTRACT, *settings.contracts])
             problems.append(f"gold.source.contract: no contract {contract!r} (known: {known})")
@@ -337,9 +354,10 @@ def _first_line(error: Exception) -> str:
 def check_gold_plan(spark: SparkSession, settings: Settings, dimensions: Mapping[str, DataFrame]) -> None:
     """Build every step over an empty DataFrame of the events' columns, one key at a time, so that an unknown
     column, an invalid expression or a type error stops the job with one line naming its key."""
-    gold, source = settings.gold, event_source(settings)
-    schema = ", ".join(f"`{name}` {sql_type}" for name, sql_type in source.columns.items())
-    rows = spark.createDataFrame([], schema)
+    gold, source = settings.gold, event_source(settings, spark)
+    if "event_time" not in source.columns:
+        raise ConfigError("gold.source.table: the table has no event_time column to window on")
+    rows = spark.createDataFrame([], _ddl(source.columns))
 
     def step(key: str, build: Callable[[DataFrame], DataFrame], rows: DataFrame) -> DataFrame:
         try:
@@ -380,13 +398,18 @@ def _aggregate(rows: DataFrame, measure: GoldMeasure) -> DataFrame:
     return rows.agg(measure_column(measure))
 
 
+def _ddl(columns: Mapping[str, str]) -> str:
+    return ", ".join(f"`{name}` {sql_type}" for name, sql_type in columns.items())
+
+
 def configure_gold(settings: Settings) -> tuple[str, Settings]:
-    """The job's name and its settings with the source's topic as ``kafka.topic``; raises ConfigError with
-    the first problem of :func:`gold_problems`."""
+    """The job's name and its settings with the source's topic as ``kafka.topic`` (empty for a table source:
+    no topic is read); raises ConfigError with the first problem of :func:`gold_problems`."""
     problems = gold_problems(settings)
     if problems:
         raise ConfigError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
-    topic = settings.gold.source.topic or settings.kafka.topic
+    source = settings.gold.source
+    topic = "" if source.table else source.topic or settings.kafka.topic
     return settings.gold.name, replace(settings, kafka=replace(settings.kafka, topic=topic))
 
 
@@ -394,50 +417,61 @@ def configure_gold(settings: Settings) -> tuple[str, Settings]:
 
 
 def gold_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
-    """The gold job's two queries, intake first; checks the config's expressions and tables, the storage,
-    and claims both checkpoints first."""
+    """The gold job's queries: intake then windows, or for a table source the windows query on that table.
+    Checks the config's expressions and tables and the storage, and claims the checkpoints, first."""
     gold, storage, retry = settings.gold, settings.storage, settings.retry
     job = gold.name
     dimensions = load_dimensions(spark, gold)
     check_gold_plan(spark, settings, dimensions)
-    source = event_source(settings)
+    source = event_source(settings, spark)
     require_folder(storage.tables_root, "tables root")
-    intake_query, windows_query = f"{job}_intake", f"{job}_windows"
-    events_table = job_table(job, EVENTS)
-    intake_checkpoint = storage.checkpoint_path(job, "intake")
+    windows_query = f"{job}_windows"
+    events_table = gold.source.table or job_table(job, EVENTS)
+    topic = settings.kafka.topic or events_table
     windows_checkpoint = storage.checkpoint_path(job, "windows")
-    topic = settings.kafka.topic
-    intake_id = claim_checkpoint(spark, intake_checkpoint, job, "intake", topic)
     windows_id = claim_checkpoint(spark, windows_checkpoint, job, "windows", topic, source=events_table)
     events_path = storage.table_path(events_table)
-    schema = ", ".join(f"`{name}` {sql_type}" for name, sql_type in source.columns.items())
-    ensure_table(spark, events_path, f"{schema}, {BATCH_COLUMNS_SCHEMA}")
-    intake_writer = BatchWriter.for_checkpoint(spark, intake_query, intake_checkpoint, intake_id)
-    write_intake = partial(
-        write_intake_batch, job=job, storage=storage, writer=intake_writer, retry=retry,
-        write_records=partial(
-            write_valid_events, to_events=source.to_events, table=events_table, job=job, storage=storage,
-            writer=intake_writer, retry=retry,
-        ),
-    )
-
-    def start_intake():
-        raw = read_kafka_stream(spark, settings.kafka).transform(with_job_clock)
-        parsed = source.parse(raw).transform(observe_dead_letters)
-        return start_batch_stream(parsed, write_intake, intake_query, intake_checkpoint, gold.trigger)
-
     tables = WindowTables(job=job, query=windows_query, output=gold.output, batches=job_table(job, WINDOW_BATCHES))
     write_windows = partial(
         write_windows_batch, tables=tables, spark=spark, storage=storage, retry=retry,
         writer=BatchWriter.for_checkpoint(spark, windows_query, windows_checkpoint, windows_id),
     )
 
-    def start_windows():
+    def start_windows() -> StreamingQuery:
         windows = read_delta_stream(spark, events_path).transform(gold_windows, gold, source.id_column, dimensions)
         return start_batch_stream(windows, write_windows, windows_query, windows_checkpoint, gold.trigger)
 
+    starts: tuple[Callable[[], StreamingQuery], ...] = (start_windows,)
+    if not gold.source.table:
+        starts = (_intake_start(spark, settings, source, events_table), start_windows)
     return QueryPlan(
-        starts=(start_intake, start_windows),
-        in_turn=gold.trigger == "availableNow",
-        state_checkpoints={windows_query: windows_checkpoint},
+        starts=starts, in_turn=gold.trigger == "availableNow", state_checkpoints={windows_query: windows_checkpoint}
     )
+
+
+def _intake_start(
+    spark: SparkSession, settings: Settings, source: EventSource, events_table: str
+) -> Callable[[], StreamingQuery]:
+    """The start of the intake query: the topic parsed with the source's contract into ``events_table``, the
+    dead letters and the intake counts. Creates the events table (the windows query streams it from its
+    first version) and claims the intake's checkpoint."""
+    gold, storage, retry = settings.gold, settings.storage, settings.retry
+    job, query = gold.name, f"{gold.name}_intake"
+    checkpoint = storage.checkpoint_path(job, "intake")
+    checkpoint_id = claim_checkpoint(spark, checkpoint, job, "intake", settings.kafka.topic)
+    ensure_table(spark, storage.table_path(events_table), f"{_ddl(source.columns)}, {BATCH_COLUMNS_SCHEMA}")
+    writer = BatchWriter.for_checkpoint(spark, query, checkpoint, checkpoint_id)
+    write_intake = partial(
+        write_intake_batch, job=job, storage=storage, writer=writer, retry=retry,
+        write_records=partial(
+            write_valid_events, to_events=source.to_events, table=events_table, job=job, storage=storage,
+            writer=writer, retry=retry,
+        ),
+    )
+
+    def start_intake() -> StreamingQuery:
+        raw = read_kafka_stream(spark, settings.kafka).transform(with_job_clock)
+        parsed = source.parse(raw).transform(observe_dead_letters)
+        return start_batch_stream(parsed, write_intake, query, checkpoint, gold.trigger)
+
+    return start_intake

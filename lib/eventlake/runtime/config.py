@@ -262,10 +262,12 @@ class DeclaredContract:
 @dataclass(frozen=True)
 class GoldSource:
     """Where a gold job's events come from: a Kafka ``topic`` (empty: ``kafka.topic``) read with ``contract``,
-    the name of a ``[contracts.<name>]`` declaration or ``events`` for the built-in event contract."""
+    the name of a ``[contracts.<name>]`` declaration or ``events`` for the built-in event contract; or a Delta
+    ``table`` under ``storage.tables_root`` streamed as it grows (``silver_events``, written by the ETL job)."""
 
     topic: str = ""
     contract: str = "events"
+    table: str = ""
 
 
 @dataclass(frozen=True)

@@ -160,7 +160,8 @@ def run_job(
         settings = load_settings(args.config, args.overrides)
         if configure is not None:
             name, settings = configure(settings)
-        require_topic(settings.kafka.bootstrap_servers, settings.kafka.topic, settings.kafka.options)
+        if settings.kafka.topic:  # empty for a gold job that streams a table
+            require_topic(settings.kafka.bootstrap_servers, settings.kafka.topic, settings.kafka.options)
         spark = build_spark_session(settings.spark)
         run_queries(spark, settings, name, plan_queries)
     except ConfigError as problem:
