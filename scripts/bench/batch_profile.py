@@ -36,7 +36,7 @@ from pyspark.sql.classic.dataframe import DataFrame  # the class a job's DataFra
 from pyspark.sql.streaming import StreamingQueryListener
 
 from eventlake.local.producer import generate_records, send_records
-from eventlake.pipeline import analytics, etl, sinks
+from eventlake.pipeline import analytics, etl, gold, sinks
 from eventlake.runtime import runner
 from eventlake.runtime.config import load_settings
 from eventlake.runtime.kafka_admin import create_topic, delete_topic
@@ -112,7 +112,7 @@ def instrument(timings: Timings) -> None:
 
         return start_batch_stream(rows, timed_batch, query_name, checkpoint, trigger)
 
-    analytics.start_batch_stream = start_timed_stream
+    gold.start_batch_stream = start_timed_stream
     etl.start_batch_stream = start_timed_stream
 
 

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.ops.reconcile import reconcile
-from eventlake.pipeline import analytics
+from eventlake.pipeline import gold
 from eventlake.pipeline.analytics import (
     EVENTS_TABLE,
     WINDOW_BATCHES_TABLE,
@@ -292,7 +292,7 @@ def test_a_job_started_over_on_new_checkpoints_writes_every_new_record(
     def stop_before_writing(*args, **kwargs):
         raise RuntimeError("stopped before the batch's writes")
 
-    monkeypatch.setattr(analytics, "write_intake_batch", stop_before_writing)
+    monkeypatch.setattr(gold, "write_intake_batch", stop_before_writing)
     with pytest.raises(StreamingQueryException):
         run_analytics(spark, job_settings)
     monkeypatch.undo()

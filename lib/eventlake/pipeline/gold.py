@@ -130,19 +130,37 @@ def event_source(settings: Settings, spark: SparkSession | None = None) -> Event
         )
     name = settings.gold.source.contract
     if name == BUILT_IN_CONTRACT:
-        return EventSource(
+        source = EventSource(
             parse=partial(parse_events, contract=settings.contract),
             to_events=lambda parsed: valid_events(parsed).select(*BUILT_IN_COLUMNS, *KAFKA_COLUMNS),
             columns={**BUILT_IN_COLUMNS, **KAFKA_COLUMNS},
             id_column="event_id",
         )
-    declared = settings.contracts[name]
-    return EventSource(
-        parse=partial(parse_declared, contract=declared),
-        to_events=partial(valid_declared_events, contract=declared),
-        columns={**declared_columns(declared), **KAFKA_COLUMNS},
-        id_column=declared.id_field or None,
-    )
+    else:
+        declared = settings.contracts[name]
+        source = EventSource(
+            parse=partial(parse_declared, contract=declared),
+            to_events=partial(valid_declared_events, contract=declared),
+            columns={**declared_columns(declared), **KAFKA_COLUMNS},
+            id_column=declared.id_field or None,
+        )
+    return _keeping(source, settings.gold.source.columns)
+
+
+def _keeping(source: EventSource, kept: tuple[str, ...]) -> EventSource:
+    """``source`` with only the ``kept`` columns of its contract (in that order) and the Kafka coordinates."""
+    if not kept:
+        return source
+    unknown = [name for name in kept if name not in source.columns or name in KAFKA_COLUMNS]
+    if unknown:
+        known = ", ".join(name for name in source.columns if name not in KAFKA_COLUMNS)
+        raise ConfigError(f"gold.source.columns: {unknown[0]!r} is not a column of the contract (its columns: {known})")
+    missing = [name for name in ("event_time", source.id_column) if name and name not in kept]
+    if missing:
+        raise ConfigError(f"gold.source.columns must keep {missing[0]!r}: the windows need it")
+    columns = {name: source.columns[name] for name in (*kept, *KAFKA_COLUMNS)}
+    to_events = source.to_events
+    return replace(source, to_events=lambda parsed: to_events(parsed).select(*columns), columns=columns)
 
 
 # --- the steps, pure DataFrame -> DataFrame ---------------------------------------------------------------------

@@ -263,11 +263,14 @@ class DeclaredContract:
 class GoldSource:
     """Where a gold job's events come from: a Kafka ``topic`` (empty: ``kafka.topic``) read with ``contract``,
     the name of a ``[contracts.<name>]`` declaration or ``events`` for the built-in event contract; or a Delta
-    ``table`` under ``storage.tables_root`` streamed as it grows (``silver_events``, written by the ETL job)."""
+    ``table`` under ``storage.tables_root`` streamed as it grows (``silver_events``, written by the ETL job).
+    ``columns``: the contract's columns kept in the job's events table, in order (empty: all of them); the
+    Kafka coordinates are always kept."""
 
     topic: str = ""
     contract: str = "events"
     table: str = ""
+    columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 from chispa import assert_df_equality
 
-from eventlake.pipeline.gold import aggregate_windows, check_gold_plan, gold_problems, gold_windows
+from eventlake.pipeline.gold import aggregate_windows, check_gold_plan, event_source, gold_problems, gold_windows
 from eventlake.runtime.config import (
     ConfigError,
     GoldJoin,
@@ -213,3 +213,15 @@ def test_a_join_on_a_column_the_dimension_lacks_is_named(spark):
     campaigns = spark.createDataFrame([("ad", "campaign")], "ad string, campaign_id string")
     with pytest.raises(ConfigError, match=r"^gold.joins.campaigns.on: column 'ad_id' is not in both"):
         check_gold_plan(spark, _settings(), {"campaigns": campaigns})
+
+
+def test_the_events_table_keeps_the_source_columns_asked_for(spark):
+    kept = ("ad_id", "event_time", "event_type")
+    source = event_source(_settings(source=GoldSource(topic="t", contract="ysb_ad_event", columns=kept)))
+    assert list(source.columns) == [*kept, "topic", "partition", "offset", "kafka_timestamp"]
+    unknown = _settings(source=GoldSource(contract="ysb_ad_event", columns=("ad", "event_time")))
+    with pytest.raises(ConfigError, match=r"^gold.source.columns: 'ad' is not a column of the contract \(its col"):
+        event_source(unknown)
+    without_time = _settings(source=GoldSource(contract="ysb_ad_event", columns=("ad_id",)))
+    with pytest.raises(ConfigError, match=r"^gold.source.columns must keep 'event_time'"):
+        event_source(without_time)
