@@ -248,7 +248,7 @@ def test_cli_produce_defaults_to_event_times_in_the_past(monkeypatch, campaigns)
 
     monkeypatch.setattr(ysb, "send_ad_events", fake_send)
     monkeypatch.setattr(ysb.time, "time", lambda: START_MS / 1000)
-    assert ysb.main(["produce", "--events", "11", "--rate", "1"]) == 0
+    assert ysb.main(["produce", "--events", "11", "--rate", "1", "--partitions", "0"]) == 0
     times = [int(e["event_time"]) for e in sent]
     assert times[-1] == START_MS - 60_000 and times[0] == START_MS - 70_000
 
