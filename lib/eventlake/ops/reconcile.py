@@ -23,6 +23,7 @@ from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.gold import EVENTS, WINDOW_BATCHES
 from eventlake.pipeline.intake import INTAKE_TABLE
 from eventlake.pipeline.job_tables import job_table
+from eventlake.pipeline.late_events import LATE_EVENTS
 from eventlake.runtime.config import ConfigError, GoldSettings, StorageSettings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.session import build_spark_session
@@ -71,6 +72,7 @@ class Reconciliation:
     unaccounted: tuple[str, ...] = ()
     deduplicated: int | None = None
     job: WindowedJob = ANALYTICS
+    late_kept: int | None = None
 
     @property
     def kept_out(self) -> int:
@@ -119,6 +121,7 @@ class Reconciliation:
             *([("  left out by the filter and joins", self.kept_out)] if self.deduplicated is not None else []),
             ("  duplicates dropped", self.duplicates),
             ("  late events dropped", self.late),
+            *([(f"    of them kept in {self.job.job}_{LATE_EVENTS}", self.late_kept)] if self.late_kept else []),
         ]
         width = max(len(label) for label, _ in rows)
         return "\n".join(f"{label:<{width}}  {value:>12}" if isinstance(value, int) else f"{label:<{width}}  {value}"
@@ -216,13 +219,21 @@ def reconcile(
     deduplicated = None
     if job is not ANALYTICS:
         deduplicated = sum(row.deduplicated_rows for row in window_batches)
+    # Late events: counted in the late events table, one per Kafka record (a row per window it missed); a batch
+    # that kept none there (late_events NULL: written before, or with the capture off) by its operators' metric.
+    late_table = job_table(job.job, LATE_EVENTS)
+    late_kept = 0
+    if late_table in tables:
+        late_kept = read(late_table).select("topic", "partition", "offset").distinct().count()
+    late_uncaptured = sum(row.dropped_late for row in window_batches if getattr(row, "late_events", None) is None)
     return Reconciliation(
         read=totals.records, valid=totals.valid, invalid=totals.invalid, dead_letters=dead_letters,
         windows_read=sum(row.input_rows for row in window_batches),
         windowed=sum(row.windowed_rows for row in window_batches),
         duplicates=sum(row.dropped_duplicates for row in window_batches),
-        late=sum(row.dropped_late for row in window_batches),
+        late=late_kept + late_uncaptured,
         counted=counted, sliding=sliding, unaccounted=tuple(unaccounted), deduplicated=deduplicated, job=job,
+        late_kept=late_kept if late_table in tables else None,
     )
 
 

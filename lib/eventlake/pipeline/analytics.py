@@ -69,6 +69,8 @@ def analytics_gold(analytics: AnalyticsSettings) -> GoldSettings:
             GoldMeasure(name="distinct_users", fn="count_distinct", expr="user_id"),
         ),
         trigger=analytics.trigger,
+        late_events=analytics.late_events,
+        max_files_per_trigger=analytics.max_files_per_trigger,
     )
 
 

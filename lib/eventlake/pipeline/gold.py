@@ -41,13 +41,21 @@ from eventlake.pipeline.declared_contract import (
 from eventlake.pipeline.dimensions import dimension_from_csv
 from eventlake.pipeline.intake import observe_dead_letters, write_intake_batch
 from eventlake.pipeline.job_tables import EVERY_JOB_TABLES, job_table
-from eventlake.pipeline.sinks import BATCH_COLUMNS_SCHEMA, BatchWriter, ensure_table, start_batch_stream
+from eventlake.pipeline.late_events import LATE_EVENTS, LateRule
+from eventlake.pipeline.sinks import (
+    BATCH_COLUMNS_SCHEMA,
+    BatchWriter,
+    ensure_table,
+    start_batch_stream,
+    struct_schema,
+)
 from eventlake.pipeline.sources import read_delta_stream, read_kafka_stream
 from eventlake.pipeline.transforms import drop_duplicate_events, with_event_time_watermark
 from eventlake.pipeline.windowed import (
     DEDUPLICATED_ROWS,
     WINDOWED_ROWS,
     WINDOWS_INPUT_ROWS,
+    LateCapture,
     WindowTables,
     observe_rows,
     write_valid_events,
@@ -192,6 +200,16 @@ def window_column(window: GoldWindow, rows: DataFrame) -> Column:
     return F.window("event_time", _interval(window.size), slide)
 
 
+def with_window_bounds(rows: DataFrame, window: GoldWindow) -> DataFrame:
+    """Add ``window_start`` and ``window_end`` of the window each row falls in on its own (a row per window for
+    sliding windows); for a session, the session of that one event: its time to its time plus the gap."""
+    if window.kind == "session":
+        gap = _session_gap(rows, window.gap_expr) if window.gap_expr else F.expr(f"INTERVAL {_interval(window.gap)}")
+        return rows.withColumns({"window_start": F.col("event_time"), "window_end": F.col("event_time") + gap})
+    bounds = window_column(window, rows)
+    return rows.withColumns({"window_start": bounds.start, "window_end": bounds.end})
+
+
 def _session_gap(rows: DataFrame, expr: str) -> Column:
     """``expr`` as the calendar interval a session window takes: an ANSI interval (``INTERVAL 10 MINUTES``) is
     taken apart into one, text (``'10 minutes'``) is cast."""
@@ -249,12 +267,7 @@ def prepared_events(
     if id_column is not None:
         events = events.transform(drop_duplicate_events, id_column)
     events = observe_rows(events, DEDUPLICATED_ROWS)
-    rows = (
-        events.transform(with_columns_of, gold.columns)
-        .transform(keep_rows, gold.filter)
-        .transform(join_dimensions, gold.joins, dimensions)
-    )
-    return observe_rows(rows, WINDOWED_ROWS)
+    return observe_rows(_steps_before_windows(events, gold, dimensions), WINDOWED_ROWS)
 
 
 def gold_windows(
@@ -276,7 +289,7 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 def own_tables(job: str) -> tuple[str, ...]:
     """The tables a gold job ``job`` keeps besides its output."""
-    return tuple(f"{job}_{table}" for table in (EVENTS, WINDOW_BATCHES, *EVERY_JOB_TABLES))
+    return tuple(f"{job}_{table}" for table in (EVENTS, WINDOW_BATCHES, LATE_EVENTS, *EVERY_JOB_TABLES))
 
 
 def gold_problems(settings: Settings) -> list[str]:
@@ -307,6 +320,8 @@ def gold_problems(settings: Settings) -> list[str]:
         check_trigger("gold.trigger", gold.trigger)
     except ConfigError as problem:
         problems.append(str(problem))
+    if gold.max_files_per_trigger < 0:
+        problems.append("gold.max_files_per_trigger: must be 0 (Delta's default) or more")
     if bool(gold.sql.strip()) == bool(gold.measures):
         problems.append("gold: give either measures (with window and group_by) or sql, not both and not neither")
     names = [measure.name for measure in gold.measures]
@@ -453,10 +468,12 @@ def gold_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     write_windows = partial(
         write_windows_batch, tables=tables, spark=spark, storage=storage, retry=retry,
         writer=BatchWriter.for_checkpoint(spark, windows_query, windows_checkpoint, windows_id),
+        late=late_capture(gold, source.id_column, dimensions) if gold.late_events else None,
     )
 
     def start_windows() -> StreamingQuery:
-        windows = read_delta_stream(spark, events_path).transform(gold_windows, gold, source.id_column, dimensions)
+        events = read_delta_stream(spark, events_path, gold.max_files_per_trigger)
+        windows = events.transform(gold_windows, gold, source.id_column, dimensions)
         return start_batch_stream(windows, write_windows, windows_query, windows_checkpoint, gold.trigger)
 
     starts: tuple[Callable[[], StreamingQuery], ...] = (start_windows,)
@@ -464,6 +481,32 @@ def gold_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
         starts = (_intake_start(spark, settings, source, events_table), start_windows)
     return QueryPlan(
         starts=starts, in_turn=gold.trigger == "availableNow", state_checkpoints={windows_query: windows_checkpoint}
+    )
+
+
+def late_capture(gold: GoldSettings, id_column: str | None, dimensions: Mapping[str, DataFrame]) -> LateCapture:
+    """How the gold job ``gold`` keeps its late events in ``<name>_late_events``: the rules of its own windows
+    (:mod:`eventlake.pipeline.late_events`). A job of SQL with no id field to de-duplicate on cannot: which
+    window its SQL puts a row in is not known."""
+    if gold.sql.strip() and id_column is None:
+        raise ConfigError(
+            "gold.late_events: a job of sql keeps its late events only when its contract has an id field (the "
+            "de-duplication decides what is late); its own windows are not known"
+        )
+    rule = LateRule(
+        deduplicated=id_column is not None,
+        prepare=partial(_steps_before_windows, gold=gold, dimensions=dimensions),
+        with_window=None if gold.sql.strip() else partial(with_window_bounds, window=gold.window),
+    )
+    intake_columns = tuple(field.name for field in struct_schema(BATCH_COLUMNS_SCHEMA).fields)
+    return LateCapture(table=job_table(gold.name, LATE_EVENTS), rule=rule, drop=intake_columns)
+
+
+def _steps_before_windows(rows: DataFrame, gold: GoldSettings, dimensions: Mapping[str, DataFrame]) -> DataFrame:
+    return (
+        rows.transform(with_columns_of, gold.columns)
+        .transform(keep_rows, gold.filter)
+        .transform(join_dimensions, gold.joins, dimensions)
     )
 
 

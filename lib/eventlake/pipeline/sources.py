@@ -41,7 +41,11 @@ def read_kafka_stream(spark: SparkSession, kafka: KafkaSettings) -> DataFrame:
     return spark.readStream.format("kafka").options(**kafka_source_options(kafka)).load()
 
 
-def read_delta_stream(spark: SparkSession, table_path: str) -> DataFrame:
+def read_delta_stream(spark: SparkSession, table_path: str, max_files_per_trigger: int = 0) -> DataFrame:
     """A streaming DataFrame of the rows appended to the Delta table at ``table_path``, from its first
-    version on (or from the checkpoint's position)."""
-    return spark.readStream.format("delta").load(table_path)
+    version on (or from the checkpoint's position); a batch reads at most ``max_files_per_trigger`` files
+    (0: Delta's default)."""
+    reader = spark.readStream.format("delta")
+    if max_files_per_trigger > 0:
+        reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
+    return reader.load(table_path)

@@ -17,10 +17,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from eventlake.pipeline.intake import BatchCounts
+from eventlake.pipeline.late_events import LateRule, late_events
 from eventlake.pipeline.sinks import BatchWriter, append_new_rows, fits_one_file, rows_frame, run_together
 from eventlake.runtime.config import RetrySettings, StorageSettings
 from eventlake.runtime.retry import with_retries
-from eventlake.runtime.running_batch import running_batch
+from eventlake.runtime.running_batch import batch_input, running_batch
 
 # Observed per batch (DataFrame.observe): the events the windows query reads, and those that reach the window
 # aggregation after the watermark, the de-duplication (and a gold job's filter and joins).
@@ -29,10 +30,11 @@ WINDOWED_ROWS = "windowed_rows"
 DEDUPLICATED_ROWS = "deduplicated_rows"
 # One row per batch of the windows query that read anything: what the reconciliation adds up.
 # deduplicated_rows: the events left after the de-duplication (windowed_rows unless a filter or an inner join
-# kept some out); NULL in rows written before it was recorded.
+# kept some out); NULL in rows written before it was recorded. late_events: the rows the batch appended to the
+# job's late events table (NULL when the job keeps none).
 WINDOW_BATCHES_SCHEMA = (
     "job string, batch_id long, input_rows long, windowed_rows long, dropped_duplicates long, dropped_late long,"
-    " watermark timestamp, start_offset string, end_offset string, deduplicated_rows long"
+    " watermark timestamp, start_offset string, end_offset string, deduplicated_rows long, late_events long"
 )
 # The stateful operators' SQL metrics of the rows they drop (the deduplication and the aggregation).
 DROPPED_LATE_METRIC = "numRowsDroppedByWatermark"
@@ -50,6 +52,17 @@ class WindowTables:
     batches: str
 
 
+@dataclass(frozen=True)
+class LateCapture:
+    """Where a windows query keeps its late events (``table``) and how it finds them (``rule``, see
+    :mod:`eventlake.pipeline.late_events`). ``drop``: the columns of the events table that are not the
+    event's (the intake's own batch columns)."""
+
+    table: str
+    rule: LateRule
+    drop: tuple[str, ...] = ()
+
+
 def observe_rows(rows: DataFrame, name: str) -> DataFrame:
     """Count a streaming DataFrame's rows per batch under ``name`` (read back by :func:`write_windows_batch`);
     a batch DataFrame is returned as it is."""
@@ -65,11 +78,12 @@ def write_windows_batch(
     storage: StorageSettings,
     writer: BatchWriter,
     retry: RetrySettings,
+    late: LateCapture | None = None,
 ) -> None:
     """``foreachBatch`` function of a windows query: append the windows the batch closed and, at the same
-    time, the batch's figures (``tables.batches``), each once (``writer``). Both come from the same execution
-    of the batch, so a batch that runs again after a crash writes the same figures. A batch that read nothing
-    (it only moved the watermark) has no figures row."""
+    time, the batch's figures (``tables.batches``) and, with ``late``, the events it dropped as late, each
+    once (``writer``). All come from the same execution of the batch, so a batch that runs again after a
+    crash writes the same rows. A batch that read nothing (it only moved the watermark) has no figures row."""
     windows = windows.localCheckpoint(eager=True)
     batch = running_batch(
         spark, tables.query, batch_id, observed=(WINDOWS_INPUT_ROWS, DEDUPLICATED_ROWS, WINDOWED_ROWS),
@@ -82,6 +96,20 @@ def write_windows_batch(
     if batch.start_offset == batch.end_offset and not batch.observed[WINDOWS_INPUT_ROWS]:
         write_windows()
         return
+    writes = [write_windows]
+    late_count = None
+    if late is not None:
+        late_rows = _late_rows(spark, tables.query, batch_id, batch.late_watermark_ms, late)
+        late_count = late_rows.count() if late_rows is not None else 0
+        if late_rows is not None and late_count:
+            writes.append(partial(
+                with_retries,
+                lambda: writer.append(
+                    late_rows, storage.table_path(late.table), batch_id, one_file=fits_one_file(late_count)
+                ),
+                retry,
+                f"{tables.job}: writing the late events of batch {batch_id} to {late.table}",
+            ))
     figures = {
         "job": tables.job,
         "batch_id": batch_id,
@@ -95,6 +123,7 @@ def write_windows_batch(
         "start_offset": batch.start_offset,
         "end_offset": batch.end_offset,
         "deduplicated_rows": batch.observed[DEDUPLICATED_ROWS],
+        "late_events": late_count,
     }
     row = rows_frame(spark, [figures], WINDOW_BATCHES_SCHEMA)
     write_figures = partial(
@@ -103,7 +132,18 @@ def write_windows_batch(
         retry,
         f"{tables.job}: writing the figures of batch {batch_id} to {tables.batches}",
     )
-    run_together([write_windows, write_figures])
+    run_together([*writes, write_figures])
+
+
+def _late_rows(
+    spark: SparkSession, query: str, batch_id: int, watermark_ms: int, late: LateCapture
+) -> DataFrame | None:
+    """The late events of the running batch, computed once and kept (None when no watermark is set yet)."""
+    rows = batch_input(spark, query, batch_id) if watermark_ms else None
+    if rows is None:
+        return None
+    found = late_events(rows.drop(*late.drop), F.timestamp_millis(F.lit(watermark_ms)), late.rule)
+    return found.localCheckpoint(eager=True)
 
 
 def write_valid_events(

@@ -118,12 +118,15 @@ class StorageSettings:
 @dataclass(frozen=True)
 class AnalyticsSettings:
     """The windowed analytics job. ``slide`` empty means tumbling windows of ``window``;
-    ``trigger`` is ``availableNow`` (process the backlog and stop) or an interval like ``30 seconds``."""
+    ``trigger`` is ``availableNow`` (process the backlog and stop) or an interval like ``30 seconds``;
+    ``late_events`` and ``max_files_per_trigger`` as in :class:`GoldSettings`."""
 
     watermark: timedelta = timedelta(minutes=10)
     window: timedelta = timedelta(minutes=5)
     slide: timedelta | None = None
     trigger: str = "availableNow"
+    late_events: bool = False
+    max_files_per_trigger: int = 0
 
 
 @dataclass(frozen=True)
@@ -314,7 +317,9 @@ class GoldSettings:
     """A gold job of config (``jobs/gold.py``): events of ``source``, de-duplicated on the contract's id
     field, with ``columns`` added (name -> SQL), ``joins``, ``filter`` (SQL), grouped by ``group_by`` and
     ``window``, with ``measures``, into the Delta table ``output``; or ``sql``, a Spark SQL statement over the
-    events as the view ``events``. ``name`` names the job (its tables and checkpoints)."""
+    events as the view ``events``. ``name`` names the job (its tables and checkpoints). ``late_events``: keep
+    the events the watermark drops in ``<name>_late_events``; ``max_files_per_trigger``: files of the events
+    table a windows batch reads at most (0: Delta's default, 1000)."""
 
     name: str = ""
     output: str = ""
@@ -328,6 +333,8 @@ class GoldSettings:
     measures: tuple[GoldMeasure, ...] = ()
     sql: str = ""
     trigger: str = "availableNow"
+    late_events: bool = False
+    max_files_per_trigger: int = 0
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ watermark, duplicates dropped) and its offsets. Read here, they are written with
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 
 class RunningBatchUnavailable(RuntimeError):
@@ -33,6 +34,7 @@ class RunningBatch:
     watermark_ms: int
     start_offset: str | None
     end_offset: str | None
+    late_watermark_ms: int = 0
 
 
 def running_batch(
@@ -42,13 +44,8 @@ def running_batch(
     the batch's rows were computed: the ``rows`` of each ``observe(name, ...)`` in ``observed`` (0 when the
     batch reports none) and the total over the plan's operators of each SQL metric in ``metrics`` (such as
     ``numRowsDroppedByWatermark``)."""
-    query = next((query for query in spark.streams.active if query.name == query_name), None)
-    if query is None:
-        raise RunningBatchUnavailable(f"no active query named {query_name!r}")
-    engine = query._jsq.streamingQuery()
-    execution = engine.lastExecution()
-    if execution is None or execution.currentBatchId() != batch_id:
-        raise RunningBatchUnavailable(f"{query_name}: batch {batch_id} is not the query's current execution")
+    execution = _current_execution(spark, query_name, batch_id)
+    engine = next(query for query in spark.streams.active if query.name == query_name)._jsq.streamingQuery()
     observed_metrics = execution.observedMetrics()
     plan = execution.executedPlan()
     return RunningBatch(
@@ -61,7 +58,54 @@ def running_batch(
         watermark_ms=int(execution.offsetSeqMetadata().batchWatermarkMs()),
         start_offset=_logged_offset(engine, batch_id - 1),
         end_offset=_logged_offset(engine, batch_id),
+        late_watermark_ms=_logged_watermark(engine, batch_id - 1),
     )
+
+
+def batch_input(spark: SparkSession, query_name: str, batch_id: int) -> DataFrame | None:
+    """The rows batch ``batch_id`` of the active query ``query_name`` read from its file source (a Delta table),
+    as a batch DataFrame over the same files, or None when the batch read none (it only moved the
+    watermark). Read again from those files, they are the rows the batch's plan consumed."""
+    execution = _current_execution(spark, query_name, batch_id)
+    streaming_leaves = [leaf for leaf in _leaves(execution.logical()) if leaf.isStreaming()]
+    relations = [leaf for leaf in streaming_leaves if leaf.getClass().getSimpleName() == "LogicalRelation"]
+    others = [leaf.getClass().getSimpleName() for leaf in streaming_leaves if leaf not in relations]
+    if any(name != "LocalRelation" for name in others):
+        raise RunningBatchUnavailable(f"{query_name}: batch {batch_id} reads a source that is not a file source")
+    frames = [DataFrame(spark._jsparkSession.baseRelationToDataFrame(leaf.relation()), spark) for leaf in relations]
+    return reduce(DataFrame.unionByName, frames) if frames else None
+
+
+def _current_execution(spark: SparkSession, query_name: str, batch_id: int) -> Any:
+    query = next((query for query in spark.streams.active if query.name == query_name), None)
+    if query is None:
+        raise RunningBatchUnavailable(f"no active query named {query_name!r}")
+    execution = query._jsq.streamingQuery().lastExecution()
+    if execution is None or execution.currentBatchId() != batch_id:
+        raise RunningBatchUnavailable(f"{query_name}: batch {batch_id} is not the query's current execution")
+    return execution
+
+
+def _leaves(node: Any) -> list[Any]:
+    children = node.children()
+    if children.isEmpty():
+        return [node]
+    found, iterator = [], children.iterator()
+    while iterator.hasNext():
+        found.extend(_leaves(iterator.next()))
+    return found
+
+
+def _logged_watermark(engine: Any, batch_id: int) -> int:
+    """The watermark batch ``batch_id`` ran with, from the query's offset log (0 before batch 0). Spark drops
+    the late rows of a batch against the watermark of the batch before it."""
+    if batch_id < 0:
+        return 0
+    logged = engine.offsetLog().get(batch_id)
+    if not logged.isDefined():
+        raise RunningBatchUnavailable(f"the offset log holds no batch {batch_id}")
+    metadata = logged.get().metadataOpt()
+    return int(metadata.get().batchWatermarkMs()) if metadata.isDefined() else 0
 
 
 def _metric_total(node: Any, name: str) -> int:
