@@ -198,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records-per-batch", type=int, default=2500)
     parser.add_argument("--batches", type=int, default=12)
     parser.add_argument("--jobs", default="analytics,etl")
+    parser.add_argument("--late", type=float, default=0.0, metavar="RATIO",
+                        help="share of events produced behind the watermark (default: 0)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="another config override, e.g. analytics.late_events=true (repeatable)")
     args = parser.parse_args(argv)
     jobs = [job.strip() for job in args.jobs.split(",") if job.strip()]
     topic = f"bench-profile-{datetime.now(UTC).strftime('%Y%m%dt%H%M%S')}"
@@ -206,13 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         records = generate_records(
             args.records_per_batch * args.batches, 11, datetime.now(UTC) - timedelta(hours=2), timedelta(hours=2),
-            duplicate_ratio=0.02, malformed_ratio=0.02,
+            duplicate_ratio=0.02, malformed_ratio=0.02, late_ratio=args.late,
         )
         send_records(records, args.bootstrap_servers, topic)
         settings = load_settings(ROOT / "conf" / "local.toml", [
             f"kafka.bootstrap_servers={args.bootstrap_servers}", f"kafka.topic={topic}",
             f"kafka.max_offsets_per_trigger={args.records_per_batch}",
             f"storage.tables_root={work / 'tables'}", f"storage.checkpoint_root={work / 'checkpoints'}",
+            *args.overrides,
         ])
         spark = build_spark_session(dataclasses.replace(settings.spark, jars_dir=str(ROOT / "jars" / "spark")))
         timings = Timings()

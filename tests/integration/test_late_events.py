@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from eventlake.ops.completeness import window_completeness
 from eventlake.ops.reconcile import gold_job, reconcile
 
 from .helpers import send
@@ -70,3 +71,7 @@ def test_late_events_are_what_the_aggregation_dropped_against_the_watermark_of_t
         1,
         2,
     )
+    completeness = window_completeness(spark, settings.storage, gold_job(settings.gold)).collect()
+    assert sorted((row.window_start, row.on_time, row.late, row.completeness) for row in completeness) == [
+        (at(0), 2, 0, 1.0), (at(10), 2, 0, 1.0), (at(20), 2, 2, 0.5), (at(30), 1, 0, 1.0),
+    ]

@@ -24,7 +24,7 @@ from eventlake.pipeline.gold import EVENTS, WINDOW_BATCHES
 from eventlake.pipeline.intake import INTAKE_TABLE
 from eventlake.pipeline.job_tables import job_table
 from eventlake.pipeline.late_events import LATE_EVENTS
-from eventlake.runtime.config import ConfigError, GoldSettings, StorageSettings, load_settings
+from eventlake.runtime.config import ConfigError, GoldSettings, Settings, StorageSettings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.session import build_spark_session
 
@@ -237,6 +237,19 @@ def reconcile(
     )
 
 
+def windowed_job(settings: Settings) -> tuple[WindowedJob, bool]:
+    """The windowed job a config runs (its ``[gold]`` job, else the analytics job) and whether its windows
+    slide. A gold job that streams a table keeps no intake of its own: a ConfigError."""
+    if settings.gold.source.table:
+        raise ConfigError(
+            f"gold job {settings.gold.name} streams the table {settings.gold.source.table} and keeps no intake of "
+            "its own: reconcile the job that writes that table"
+        )
+    if settings.gold.name:
+        return gold_job(settings.gold), settings.gold.window.kind == "sliding"
+    return ANALYTICS, settings.analytics.slide is not None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/reconcile.sh", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="conf/local.toml")
@@ -244,18 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config, args.overrides)
+        job, sliding = windowed_job(settings)
         spark = build_spark_session(settings.spark)
-        if settings.gold.source.table:
-            raise ConfigError(
-                f"gold job {settings.gold.name} streams the table {settings.gold.source.table} and keeps no intake of "
-                "its own: reconcile the job that writes that table"
-            )
-        if settings.gold.name:
-            result = reconcile(
-                spark, settings.storage, sliding=settings.gold.window.kind == "sliding", job=gold_job(settings.gold)
-            )
-        else:
-            result = reconcile(spark, settings.storage, sliding=settings.analytics.slide is not None)
+        result = reconcile(spark, settings.storage, sliding=sliding, job=job)
     except (ConfigError, EnvironmentProblem) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

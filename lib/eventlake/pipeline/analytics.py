@@ -71,6 +71,7 @@ def analytics_gold(analytics: AnalyticsSettings) -> GoldSettings:
         trigger=analytics.trigger,
         late_events=analytics.late_events,
         max_files_per_trigger=analytics.max_files_per_trigger,
+        idle_timeout=analytics.idle_timeout,
     )
 
 

@@ -19,6 +19,7 @@ Every step is a Spark expression, checked against the events' columns before the
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -42,6 +43,15 @@ from eventlake.pipeline.dimensions import dimension_from_csv
 from eventlake.pipeline.intake import observe_dead_letters, write_intake_batch
 from eventlake.pipeline.job_tables import EVERY_JOB_TABLES, job_table
 from eventlake.pipeline.late_events import LATE_EVENTS, LateRule
+from eventlake.pipeline.quiet import (
+    HEARTBEATS,
+    HEARTBEATS_SCHEMA,
+    QuietTopic,
+    checkpoint_watermark,
+    close_if_quiet,
+    with_heartbeats,
+    without_heartbeats,
+)
 from eventlake.pipeline.sinks import (
     BATCH_COLUMNS_SCHEMA,
     BatchWriter,
@@ -259,11 +269,21 @@ def aggregate_windows(rows: DataFrame, gold: GoldSettings) -> DataFrame:
 
 
 def prepared_events(
-    events: DataFrame, gold: GoldSettings, id_column: str | None, dimensions: Mapping[str, DataFrame]
+    events: DataFrame,
+    gold: GoldSettings,
+    id_column: str | None,
+    dimensions: Mapping[str, DataFrame],
+    heartbeats: DataFrame | None = None,
 ) -> DataFrame:
     """Events -> the rows the window aggregates: watermark, de-duplication on ``id_column`` (none when None),
-    derived columns, filter, joins. Each stage's rows are observed on a stream, for the batch's figures."""
-    events = observe_rows(events, WINDOWS_INPUT_ROWS).transform(with_event_time_watermark, gold.watermark)
+    derived columns, filter, joins. Each stage's rows are observed on a stream, for the batch's figures.
+    ``heartbeats`` (a stream, see :mod:`eventlake.pipeline.quiet`) move the watermark and go no further."""
+    events = observe_rows(events, WINDOWS_INPUT_ROWS)
+    if heartbeats is not None:
+        events = with_heartbeats(events, heartbeats)
+    events = events.transform(with_event_time_watermark, gold.watermark)
+    if heartbeats is not None:
+        events = without_heartbeats(events)
     if id_column is not None:
         events = events.transform(drop_duplicate_events, id_column)
     events = observe_rows(events, DEDUPLICATED_ROWS)
@@ -271,11 +291,15 @@ def prepared_events(
 
 
 def gold_windows(
-    events: DataFrame, gold: GoldSettings, id_column: str | None, dimensions: Mapping[str, DataFrame]
+    events: DataFrame,
+    gold: GoldSettings,
+    id_column: str | None,
+    dimensions: Mapping[str, DataFrame],
+    heartbeats: DataFrame | None = None,
 ) -> DataFrame:
     """Events -> the gold table's rows: :func:`prepared_events`, then :func:`aggregate_windows` or ``gold.sql``
     over them as the view ``events``."""
-    rows = prepared_events(events, gold, id_column, dimensions)
+    rows = prepared_events(events, gold, id_column, dimensions, heartbeats)
     if gold.sql.strip():
         rows.createOrReplaceTempView(EVENTS_VIEW)
         return rows.sparkSession.sql(gold.sql)
@@ -289,7 +313,8 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 def own_tables(job: str) -> tuple[str, ...]:
     """The tables a gold job ``job`` keeps besides its output."""
-    return tuple(f"{job}_{table}" for table in (EVENTS, WINDOW_BATCHES, LATE_EVENTS, *EVERY_JOB_TABLES))
+    own = (EVENTS, WINDOW_BATCHES, LATE_EVENTS, HEARTBEATS, *EVERY_JOB_TABLES)
+    return tuple(f"{job}_{table}" for table in own)
 
 
 def gold_problems(settings: Settings) -> list[str]:
@@ -320,6 +345,10 @@ def gold_problems(settings: Settings) -> list[str]:
         check_trigger("gold.trigger", gold.trigger)
     except ConfigError as problem:
         problems.append(str(problem))
+    if gold.idle_timeout is not None and gold.window.kind == "session" and gold.window.gap_expr.strip():
+        problems.append("gold.idle_timeout: a session window needs a fixed gap (not gap_expr) to close when quiet")
+    if gold.idle_timeout is not None and gold.sql.strip():
+        problems.append("gold.idle_timeout: a job of sql cannot close its windows when quiet (its windows are unknown)")
     if gold.max_files_per_trigger < 0:
         problems.append("gold.max_files_per_trigger: must be 0 (Delta's default) or more")
     if bool(gold.sql.strip()) == bool(gold.measures):
@@ -468,23 +497,56 @@ def gold_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     write_windows = partial(
         write_windows_batch, tables=tables, spark=spark, storage=storage, retry=retry,
         writer=BatchWriter.for_checkpoint(spark, windows_query, windows_checkpoint, windows_id),
-        late=late_capture(gold, source.id_column, dimensions) if gold.late_events else None,
+        late=late_capture(gold, source.id_column, dimensions, events_path) if gold.late_events else None,
     )
+    heartbeats_path = storage.table_path(job_table(job, HEARTBEATS))
+    if gold.idle_timeout is not None:
+        ensure_table(spark, heartbeats_path, HEARTBEATS_SCHEMA)
 
     def start_windows() -> StreamingQuery:
         events = read_delta_stream(spark, events_path, gold.max_files_per_trigger)
-        windows = events.transform(gold_windows, gold, source.id_column, dimensions)
+        heartbeats = read_delta_stream(spark, heartbeats_path) if gold.idle_timeout is not None else None
+        windows = events.transform(gold_windows, gold, source.id_column, dimensions, heartbeats)
         return start_batch_stream(windows, write_windows, windows_query, windows_checkpoint, gold.trigger)
 
-    starts: tuple[Callable[[], StreamingQuery], ...] = (start_windows,)
+    def start_windows_if_quiet() -> StreamingQuery | None:
+        """availableNow: once the windows have caught up, close them when the topic is quiet (one more run)."""
+        if gold.idle_timeout is None or not close_if_quiet(
+            spark, events_path=events_path, watermark=checkpoint_watermark(spark, windows_checkpoint),
+            heartbeats_path=heartbeats_path,
+            idle_timeout=gold.idle_timeout, delay=gold.watermark, span=window_span(gold.window), now=time.time(),
+        ):
+            return None
+        print(f"{job}: the topic has been quiet for {gold.idle_timeout}: closing the open windows", flush=True)
+        return start_windows()
+
+    in_turn = gold.trigger == "availableNow"
+    starts: tuple[Callable[[], StreamingQuery | None], ...] = (start_windows, start_windows_if_quiet)
     if not gold.source.table:
-        starts = (_intake_start(spark, settings, source, events_table), start_windows)
+        starts = (_intake_start(spark, settings, source, events_table), *starts)
+    tick = None
+    if gold.idle_timeout is not None and not in_turn:
+        quiet = QuietTopic(
+            spark, windows_query, events_path, heartbeats_path, gold.idle_timeout, gold.watermark,
+            window_span(gold.window),
+        )
+        tick = quiet.tick
     return QueryPlan(
-        starts=starts, in_turn=gold.trigger == "availableNow", state_checkpoints={windows_query: windows_checkpoint}
+        starts=starts, in_turn=in_turn, state_checkpoints={windows_query: windows_checkpoint}, tick=tick
     )
 
 
-def late_capture(gold: GoldSettings, id_column: str | None, dimensions: Mapping[str, DataFrame]) -> LateCapture:
+def window_span(window: GoldWindow) -> timedelta:
+    """How long after its last event a window of ``window`` may end: its size, or a session's gap."""
+    span = window.gap if window.kind == "session" else window.size
+    if span is None:
+        raise ConfigError("gold.window: a duration is missing")
+    return span
+
+
+def late_capture(
+    gold: GoldSettings, id_column: str | None, dimensions: Mapping[str, DataFrame], events_path: str
+) -> LateCapture:
     """How the gold job ``gold`` keeps its late events in ``<name>_late_events``: the rules of its own windows
     (:mod:`eventlake.pipeline.late_events`). A job of SQL with no id field to de-duplicate on cannot: which
     window its SQL puts a row in is not known."""
@@ -499,7 +561,7 @@ def late_capture(gold: GoldSettings, id_column: str | None, dimensions: Mapping[
         with_window=None if gold.sql.strip() else partial(with_window_bounds, window=gold.window),
     )
     intake_columns = tuple(field.name for field in struct_schema(BATCH_COLUMNS_SCHEMA).fields)
-    return LateCapture(table=job_table(gold.name, LATE_EVENTS), rule=rule, drop=intake_columns)
+    return LateCapture(table=job_table(gold.name, LATE_EVENTS), rule=rule, events_path=events_path, drop=intake_columns)
 
 
 def _steps_before_windows(rows: DataFrame, gold: GoldSettings, dimensions: Mapping[str, DataFrame]) -> DataFrame:

@@ -56,10 +56,11 @@ class WindowTables:
 class LateCapture:
     """Where a windows query keeps its late events (``table``) and how it finds them (``rule``, see
     :mod:`eventlake.pipeline.late_events`). ``drop``: the columns of the events table that are not the
-    event's (the intake's own batch columns)."""
+    event's (the intake's own batch columns); ``events_path``: the events table the windows query streams."""
 
     table: str
     rule: LateRule
+    events_path: str
     drop: tuple[str, ...] = ()
 
 
@@ -99,7 +100,10 @@ def write_windows_batch(
     writes = [write_windows]
     late_count = None
     if late is not None:
-        late_rows = _late_rows(spark, tables.query, batch_id, batch.late_watermark_ms, late)
+        # The operators dropped no row as late (their metric counts rows, or partial aggregates of them): none
+        # to find, and no second read of the batch's files.
+        dropped = batch.metrics[DROPPED_LATE_METRIC]
+        late_rows = _late_rows(spark, tables.query, batch_id, batch.late_watermark_ms, late) if dropped else None
         late_count = late_rows.count() if late_rows is not None else 0
         if late_rows is not None and late_count:
             writes.append(partial(
@@ -139,7 +143,7 @@ def _late_rows(
     spark: SparkSession, query: str, batch_id: int, watermark_ms: int, late: LateCapture
 ) -> DataFrame | None:
     """The late events of the running batch, computed once and kept (None when no watermark is set yet)."""
-    rows = batch_input(spark, query, batch_id) if watermark_ms else None
+    rows = batch_input(spark, query, batch_id, late.events_path) if watermark_ms else None
     if rows is None:
         return None
     found = late_events(rows.drop(*late.drop), F.timestamp_millis(F.lit(watermark_ms)), late.rule)

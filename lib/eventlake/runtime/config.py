@@ -119,7 +119,7 @@ class StorageSettings:
 class AnalyticsSettings:
     """The windowed analytics job. ``slide`` empty means tumbling windows of ``window``;
     ``trigger`` is ``availableNow`` (process the backlog and stop) or an interval like ``30 seconds``;
-    ``late_events`` and ``max_files_per_trigger`` as in :class:`GoldSettings`."""
+    ``late_events``, ``max_files_per_trigger`` and ``idle_timeout`` as in :class:`GoldSettings`."""
 
     watermark: timedelta = timedelta(minutes=10)
     window: timedelta = timedelta(minutes=5)
@@ -127,6 +127,7 @@ class AnalyticsSettings:
     trigger: str = "availableNow"
     late_events: bool = False
     max_files_per_trigger: int = 0
+    idle_timeout: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -319,7 +320,8 @@ class GoldSettings:
     ``window``, with ``measures``, into the Delta table ``output``; or ``sql``, a Spark SQL statement over the
     events as the view ``events``. ``name`` names the job (its tables and checkpoints). ``late_events``: keep
     the events the watermark drops in ``<name>_late_events``; ``max_files_per_trigger``: files of the events
-    table a windows batch reads at most (0: Delta's default, 1000)."""
+    table a windows batch reads at most (0: Delta's default, 1000); ``idle_timeout``: when the topic has been
+    quiet this long, close the open windows (None: wait for events, as Spark does)."""
 
     name: str = ""
     output: str = ""
@@ -335,6 +337,7 @@ class GoldSettings:
     trigger: str = "availableNow"
     late_events: bool = False
     max_files_per_trigger: int = 0
+    idle_timeout: timedelta | None = None
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,13 @@ class QueryPlan:
     ``in_turn`` (``availableNow``): each query processes all its input and ends before the next one
     starts, so a query that streams another's Delta table sees everything that one wrote.
     ``state_checkpoints``: the checkpoint of each stateful query, by query name, whose state partitions
-    are checked against the session's before it starts."""
+    are checked against the session's before it starts. A start may return None: it had nothing to run
+    (a query started again only when needed). ``tick``: called about every second while the queries run."""
 
-    starts: tuple[Callable[[], StreamingQuery], ...]
+    starts: tuple[Callable[[], StreamingQuery | None], ...]
     in_turn: bool = False
     state_checkpoints: Mapping[str, str] = field(default_factory=dict)
+    tick: Callable[[], None] | None = None
 
 
 PlanQueries = Callable[[SparkSession, Settings], QueryPlan]
@@ -48,9 +50,10 @@ def job_arguments(description: str, argv: Sequence[str] | None = None) -> argpar
     return parser.parse_args(argv)
 
 
-def await_queries(queries: list[StreamingQuery]) -> bool:
+def await_queries(queries: list[StreamingQuery], tick: Callable[[], None] | None = None) -> bool:
     """Wait until every query ends (availableNow) or one fails or the user interrupts (interval triggers);
-    raise the first failure after stopping the other queries. Returns False when interrupted."""
+    raise the first failure after stopping the other queries. Returns False when interrupted. ``tick``:
+    called after each second of waiting."""
     failure: Exception | None = None
     interrupted = False
     try:
@@ -60,6 +63,8 @@ def await_queries(queries: list[StreamingQuery]) -> bool:
             except StreamingQueryException as error:
                 failure = error
             failure = failure or next((query.exception() for query in queries if query.exception()), None)
+            if tick is not None and failure is None:
+                tick()
     except KeyboardInterrupt:
         interrupted = True
         print("interrupted: stopping the queries (the next run resumes from their checkpoints)", flush=True)
@@ -77,12 +82,15 @@ def run_plan(plan: QueryPlan, started: list[StreamingQuery] | None = None) -> li
     ``started`` (when given) receives each query as it starts, for a caller that must see them on failure."""
     started = [] if started is None else started
     if not plan.in_turn:
-        started.extend(start() for start in plan.starts)
-        await_queries(started)
+        started.extend(query for start in plan.starts if (query := start()) is not None)
+        await_queries(started, plan.tick)
         return started
     for start in plan.starts:
-        started.append(start())
-        if not await_queries(started[-1:]):
+        query = start()
+        if query is None:
+            continue
+        started.append(query)
+        if not await_queries(started[-1:], plan.tick):
             break
     return started
 

@@ -62,18 +62,25 @@ def running_batch(
     )
 
 
-def batch_input(spark: SparkSession, query_name: str, batch_id: int) -> DataFrame | None:
-    """The rows batch ``batch_id`` of the active query ``query_name`` read from its file source (a Delta table),
-    as a batch DataFrame over the same files, or None when the batch read none (it only moved the
-    watermark). Read again from those files, they are the rows the batch's plan consumed."""
+def batch_input(spark: SparkSession, query_name: str, batch_id: int, table_path: str) -> DataFrame | None:
+    """The rows batch ``batch_id`` of the active query ``query_name`` read from the Delta table at
+    ``table_path``, as a batch DataFrame over the same files, or None when the batch read none from it (it
+    only moved the watermark). Read again from those files, they are the rows the batch's plan consumed."""
     execution = _current_execution(spark, query_name, batch_id)
     streaming_leaves = [leaf for leaf in _leaves(execution.logical()) if leaf.isStreaming()]
     relations = [leaf for leaf in streaming_leaves if leaf.getClass().getSimpleName() == "LogicalRelation"]
     others = [leaf.getClass().getSimpleName() for leaf in streaming_leaves if leaf not in relations]
     if any(name != "LocalRelation" for name in others):
         raise RunningBatchUnavailable(f"{query_name}: batch {batch_id} reads a source that is not a file source")
+    wanted = table_path.rstrip("/").removeprefix("file:")
+    relations = [leaf for leaf in relations if _root_path(leaf).rstrip("/").removeprefix("file:") == wanted]
     frames = [DataFrame(spark._jsparkSession.baseRelationToDataFrame(leaf.relation()), spark) for leaf in relations]
     return reduce(DataFrame.unionByName, frames) if frames else None
+
+
+def _root_path(relation: Any) -> str:
+    """The table path of a file source's relation (its index's one root path)."""
+    return str(relation.relation().location().rootPaths().head().toString())
 
 
 def _current_execution(spark: SparkSession, query_name: str, batch_id: int) -> Any:
