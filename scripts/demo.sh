@@ -23,9 +23,11 @@ step "sample stream: 5,000 events over the last 40 minutes (10% as key=value lin
 scripts/produce.sh --topic "$topic" --count 5000 --span "40 minutes" --seed 7 \
     --duplicates 0.05 --out-of-order 0.05 --late 0.01 --malformed 0.02 --kv 0.1 --v2 0.2
 
-step "spark-submit jobs/analytics.py (availableNow, at most 2,500 records a micro-batch)"
+step "spark-submit jobs/analytics.py (availableNow, at most 2,500 records a micro-batch, a windows batch per intake
+   batch; the topic is quiet once its newest record is 10 s old: then the last windows are written too)"
 source .venv/bin/activate
-spark-submit jobs/analytics.py "${demo[@]}" --set kafka.max_offsets_per_trigger=2500
+spark-submit jobs/analytics.py "${demo[@]}" --set kafka.max_offsets_per_trigger=2500 \
+    --set analytics.max_files_per_trigger=1 --set analytics.idle_timeout="10 seconds"
 
 step "analytics_windows, read back from Delta"
 scripts/query.sh "${demo[@]}" --limit 200 \
@@ -33,6 +35,18 @@ scripts/query.sh "${demo[@]}" --limit 200 \
      FROM analytics_windows ORDER BY window_start, event_type"
 
 step "reconciliation of the analytics job: every record read is accounted for"
+scripts/reconcile.sh "${demo[@]}"
+
+step "20 events from 40 to 30 minutes ago, after their windows were written; the analytics job again"
+scripts/produce.sh --topic "$topic" --count 20 --seed 8 --span "10 minutes" \
+    --start-time "$(date -u -d '40 minutes ago' +%Y-%m-%dT%H:%M:%S)"
+spark-submit jobs/analytics.py "${demo[@]}" --set analytics.max_files_per_trigger=1
+
+step "late events kept in analytics_late_events, and how complete the windows are"
+scripts/query.sh "${demo[@]}" \
+    "SELECT window_start, count(*) AS late_events, round(avg(late_by_seconds)) AS late_by_seconds_avg
+     FROM analytics_late_events GROUP BY window_start ORDER BY window_start"
+scripts/completeness.sh "${demo[@]}" --windows 10
 scripts/reconcile.sh "${demo[@]}"
 
 step "spark-submit jobs/etl.py (bronze, silver, dead letters; at most 2,500 records a micro-batch)"

@@ -10,6 +10,8 @@ import pytest
 from delta.tables import DeltaTable
 
 from eventlake.ops.reconcile import gold_job, reconcile
+from eventlake.pipeline.gold import gold_queries
+from eventlake.runtime.config import ConfigError
 
 from .helpers import send
 from .test_gold_jobs import T0, gold_settings, run_gold, session_event, table
@@ -54,6 +56,20 @@ def test_an_available_now_run_closes_the_windows_of_a_quiet_topic_once(spark, ka
     assert window_counts(spark, waiting[1]) == {0: 1, 10: 1, 20: 2}  # written once: 27 s did not reopen it
     reconciled = reconcile(spark, quiet[1].storage, job=gold_job(quiet[1].gold))
     assert reconciled.problems() == [] and (reconciled.late, reconciled.pending) == (1, 1)
+    # idle_timeout off again: the windows query keeps its heartbeats source (Spark refuses one source less).
+    run_gold(spark, gold_settings("event_windows.toml", kafka_bootstrap, fresh_topic, tmp_path, *WINDOWS))
+
+
+def test_idle_timeout_on_a_windows_checkpoint_started_without_it_is_one_line(
+    spark, kafka_bootstrap, fresh_topic, tmp_path
+):
+    send(kafka_bootstrap, fresh_topic, [event("a", 5)])
+    run_gold(spark, gold_settings("event_windows.toml", kafka_bootstrap, fresh_topic, tmp_path, *WINDOWS))
+    _, settings = gold_settings(
+        "event_windows.toml", kafka_bootstrap, fresh_topic, tmp_path, *WINDOWS, "gold.idle_timeout=1 minute"
+    )
+    with pytest.raises(ConfigError, match=r"idle_timeout: the windows query.s checkpoint .* was started without it"):
+        gold_queries(spark, settings)
 
 
 def test_an_interval_trigger_closes_the_last_window_once_the_topic_is_quiet(

@@ -42,13 +42,14 @@ from eventlake.pipeline.declared_contract import (
 from eventlake.pipeline.dimensions import dimension_from_csv
 from eventlake.pipeline.intake import observe_dead_letters, write_intake_batch
 from eventlake.pipeline.job_tables import EVERY_JOB_TABLES, job_table
-from eventlake.pipeline.late_events import LATE_EVENTS, LateRule
+from eventlake.pipeline.late_events import LATE_COLUMNS_SCHEMA, LATE_EVENTS, LateRule
 from eventlake.pipeline.quiet import (
     HEARTBEATS,
     HEARTBEATS_SCHEMA,
     QuietTopic,
     checkpoint_watermark,
     close_if_quiet,
+    streams_heartbeats,
     with_heartbeats,
     without_heartbeats,
 )
@@ -499,13 +500,16 @@ def gold_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
         writer=BatchWriter.for_checkpoint(spark, windows_query, windows_checkpoint, windows_id),
         late=late_capture(gold, source.id_column, dimensions, events_path) if gold.late_events else None,
     )
+    if gold.late_events:  # there from the start, empty until an event is late: a table to query, always
+        ensure_table(spark, storage.table_path(job_table(job, LATE_EVENTS)), late_events_schema(source.columns))
     heartbeats_path = storage.table_path(job_table(job, HEARTBEATS))
-    if gold.idle_timeout is not None:
+    heartbeat_source = streams_heartbeats(spark, windows_checkpoint, gold.idle_timeout)
+    if heartbeat_source:
         ensure_table(spark, heartbeats_path, HEARTBEATS_SCHEMA)
 
     def start_windows() -> StreamingQuery:
         events = read_delta_stream(spark, events_path, gold.max_files_per_trigger)
-        heartbeats = read_delta_stream(spark, heartbeats_path) if gold.idle_timeout is not None else None
+        heartbeats = read_delta_stream(spark, heartbeats_path) if heartbeat_source else None
         windows = events.transform(gold_windows, gold, source.id_column, dimensions, heartbeats)
         return start_batch_stream(windows, write_windows, windows_query, windows_checkpoint, gold.trigger)
 
@@ -562,6 +566,14 @@ def late_capture(
     )
     intake_columns = tuple(field.name for field in struct_schema(BATCH_COLUMNS_SCHEMA).fields)
     return LateCapture(table=job_table(gold.name, LATE_EVENTS), rule=rule, events_path=events_path, drop=intake_columns)
+
+
+def late_events_schema(event_columns: Mapping[str, str]) -> str:
+    """The DDL of a late events table whose events have ``event_columns`` (an events table's: its batch
+    columns are the windows query's own)."""
+    intake_columns = {field.name for field in struct_schema(BATCH_COLUMNS_SCHEMA).fields}
+    columns = {name: sql_type for name, sql_type in event_columns.items() if name not in intake_columns}
+    return f"{_ddl(columns)}, {LATE_COLUMNS_SCHEMA}, {BATCH_COLUMNS_SCHEMA}"
 
 
 def _steps_before_windows(rows: DataFrame, gold: GoldSettings, dimensions: Mapping[str, DataFrame]) -> DataFrame:

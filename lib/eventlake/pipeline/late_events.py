@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 LATE_EVENTS = "late_events"  # a job's table of late events: <job>_late_events
 # The columns a late event gets besides its own (and the writer's writer_id and batch_id).
-LATE_COLUMNS = ("window_start", "window_end", "watermark", "late_by_seconds")
+LATE_COLUMNS_SCHEMA = "window_start timestamp, window_end timestamp, watermark timestamp, late_by_seconds double"
 
 
 @dataclass(frozen=True)

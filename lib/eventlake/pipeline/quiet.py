@@ -28,6 +28,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from eventlake.runtime.config import ConfigError
 from eventlake.runtime.hadoop_files import HadoopFiles
 
 HEARTBEATS = "heartbeats"  # a job's table of heartbeats: <job>_heartbeats
@@ -175,17 +176,38 @@ def close_if_quiet(
     return True
 
 
-def checkpoint_watermark(spark: SparkSession, checkpoint: str) -> datetime | None:
-    """The watermark of a query's last batch, from its checkpoint's offset log (naive UTC); None before an
-    event set one. A run that read nothing new has no progress to tell it."""
+def _last_offsets(spark: SparkSession, checkpoint: str) -> list[str] | None:
+    """The lines of the newest entry of a checkpoint's offset log: version, metadata, one per source."""
     files = HadoopFiles(spark)
     folder = f"{checkpoint.rstrip('/')}/offsets"
     batches = [int(name) for name in files.names(folder) if name.isdigit()] if files.exists(folder) else []
-    if not batches:
-        return None
-    lines = files.read_text(f"{folder}/{max(batches)}").splitlines()
-    watermark_ms = json.loads(lines[1]).get("batchWatermarkMs", 0) if len(lines) > 1 else 0
+    return files.read_text(f"{folder}/{max(batches)}").splitlines() if batches else None
+
+
+def checkpoint_watermark(spark: SparkSession, checkpoint: str) -> datetime | None:
+    """The watermark of a query's last batch, from its checkpoint's offset log (naive UTC); None before an
+    event set one. A run that read nothing new has no progress to tell it."""
+    lines = _last_offsets(spark, checkpoint)
+    watermark_ms = json.loads(lines[1]).get("batchWatermarkMs", 0) if lines and len(lines) > 1 else 0
     return datetime.fromtimestamp(watermark_ms / 1000, UTC).replace(tzinfo=None) if watermark_ms > 0 else None
+
+
+def streams_heartbeats(spark: SparkSession, checkpoint: str, idle_timeout: timedelta | None) -> bool:
+    """Whether the windows query of ``checkpoint`` streams the heartbeats: Spark refuses a checkpoint whose
+    query gained or lost a source, so a query started with them keeps them (idle_timeout off only means no
+    heartbeat is written), and one started without them cannot take them on (a ConfigError)."""
+    lines = _last_offsets(spark, checkpoint)
+    if lines is None:
+        return idle_timeout is not None
+    if len(lines) - 2 > 1:
+        return True
+    if idle_timeout is not None:
+        raise ConfigError(
+            f"idle_timeout: the windows query's checkpoint {checkpoint} was started without it, and Spark does "
+            "not let a query take on a source (the heartbeats): leave idle_timeout empty, or start that "
+            "checkpoint and the job's tables afresh"
+        )
+    return False
 
 
 def progress_watermark(query: StreamingQuery) -> datetime | None:
