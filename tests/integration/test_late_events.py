@@ -3,6 +3,8 @@ what lands in <job>_late_events, row for row, and the reconciliation counts it f
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from eventlake.ops.completeness import window_completeness
 from eventlake.ops.reconcile import gold_job, reconcile
 
-from .helpers import send
+from .helpers import PROJECT_ROOT, send
 from .test_gold_jobs import T0, gold_settings, run_gold, session_event, table
 
 pytestmark = pytest.mark.integration
@@ -73,5 +75,33 @@ def test_late_events_are_what_the_aggregation_dropped_against_the_watermark_of_t
     )
     completeness = window_completeness(spark, settings.storage, gold_job(settings.gold)).collect()
     assert sorted((row.window_start, row.on_time, row.late, row.completeness) for row in completeness) == [
-        (at(0), 2, 0, 1.0), (at(10), 2, 0, 1.0), (at(20), 2, 2, 0.5), (at(30), 1, 0, 1.0),
+        (at(0), 2, 0, 1.0),
+        (at(10), 2, 0, 1.0),
+        (at(20), 2, 2, 0.5),
+        (at(30), 1, 0, 1.0),
+    ]
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eventlake.ops.completeness",
+            "--config",
+            "conf/gold/event_windows.toml",
+            "--set",
+            f"storage.tables_root={tmp_path / 'tables'}",
+            "--set",
+            f"spark.jars_dir={PROJECT_ROOT / 'jars' / 'spark'}",
+            "--windows",
+            "2",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = [line.split() for line in shown.stdout.splitlines()[1:]]
+    assert lines == [
+        ["2026-01-01", "10:00:30", "2026-01-01", "10:00:40", "1", "0", "100.00%"],
+        ["2026-01-01", "10:00:20", "2026-01-01", "10:00:30", "2", "2", "50.00%"],
     ]
