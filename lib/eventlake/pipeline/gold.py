@@ -548,6 +548,10 @@ def window_span(window: GoldWindow) -> timedelta:
     return span
 
 
+# The columns an events table's rows carry from the intake's writer (a late event gets the windows query's).
+_INTAKE_COLUMNS = tuple(field.name for field in struct_schema(BATCH_COLUMNS_SCHEMA).fields)
+
+
 def late_capture(
     gold: GoldSettings, id_column: str | None, dimensions: Mapping[str, DataFrame], events_path: str
 ) -> LateCapture:
@@ -564,15 +568,15 @@ def late_capture(
         prepare=partial(_steps_before_windows, gold=gold, dimensions=dimensions),
         with_window=None if gold.sql.strip() else partial(with_window_bounds, window=gold.window),
     )
-    intake_columns = tuple(field.name for field in struct_schema(BATCH_COLUMNS_SCHEMA).fields)
-    return LateCapture(table=job_table(gold.name, LATE_EVENTS), rule=rule, events_path=events_path, drop=intake_columns)
+    return LateCapture(
+        table=job_table(gold.name, LATE_EVENTS), rule=rule, events_path=events_path, drop=_INTAKE_COLUMNS
+    )
 
 
 def late_events_schema(event_columns: Mapping[str, str]) -> str:
     """The DDL of a late events table whose events have ``event_columns`` (an events table's: its batch
     columns are the windows query's own)."""
-    intake_columns = {field.name for field in struct_schema(BATCH_COLUMNS_SCHEMA).fields}
-    columns = {name: sql_type for name, sql_type in event_columns.items() if name not in intake_columns}
+    columns = {name: sql_type for name, sql_type in event_columns.items() if name not in _INTAKE_COLUMNS}
     return f"{_ddl(columns)}, {LATE_COLUMNS_SCHEMA}, {BATCH_COLUMNS_SCHEMA}"
 
 

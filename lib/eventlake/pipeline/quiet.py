@@ -82,8 +82,8 @@ def _parse_progress_time(text: str) -> datetime:
 @dataclass
 class QuietTopic:
     """Closes the windows of the windows query ``query_name`` when it has read no event for ``idle_timeout``:
-    :meth:`tick` runs every second or so while the job runs (an interval trigger). One heartbeat per quiet
-    spell; the clock starts when the job does."""
+    :meth:`tick` is called every second or so while the job runs (an interval trigger) and looks every
+    quarter of ``idle_timeout`` (1 to 5 s). One heartbeat per quiet spell; the clock starts when the job does."""
 
     spark: SparkSession
     query_name: str
@@ -96,16 +96,21 @@ class QuietTopic:
     _last_events: float = 0.0
     _closed_after: float = -1.0
     _seen_batches: int = -1
+    _next_check: float = 0.0
 
     def __post_init__(self) -> None:
         self._last_events = self.clock()
 
     def tick(self) -> None:
+        now = self.clock()
+        if now < self._next_check:
+            return
+        # Every few seconds, not every second: the progress reports are read from the JVM at each check.
+        self._next_check = now + max(1.0, min(5.0, self.idle_timeout.total_seconds() / 4))
         query = next((query for query in self.spark.streams.active if query.name == self.query_name), None)
         if query is None:
             return
         self._note_events(query)
-        now = self.clock()
         if now - self._last_events < self.idle_timeout.total_seconds() or self._closed_after == self._last_events:
             return
         watermark = progress_watermark(query)

@@ -26,7 +26,9 @@ class RunningBatch:
 
     ``start_offset`` and ``end_offset``: the query's first source offset before and after the batch, as
     Spark writes them in the checkpoint's offset log (JSON; ``start_offset`` None for a query's first
-    batch). The next batch of the query starts where this one ended, so consecutive batches chain."""
+    batch). The next batch of the query starts where this one ended, so consecutive batches chain.
+    ``watermark_ms``: the watermark the batch runs with; ``late_watermark_ms``: the one the batch before ran
+    with (0 for a first batch), against which Spark's stateful operators drop this batch's late rows."""
 
     batch_id: int
     observed: dict[str, int]
