@@ -54,11 +54,11 @@ from eventlake.pipeline.quiet import (
     without_heartbeats,
 )
 from eventlake.pipeline.sinks import (
+    BATCH_COLUMNS,
     BATCH_COLUMNS_SCHEMA,
     BatchWriter,
     ensure_table,
     start_batch_stream,
-    struct_schema,
 )
 from eventlake.pipeline.sources import read_delta_stream, read_kafka_stream
 from eventlake.pipeline.transforms import drop_duplicate_events, with_event_time_watermark
@@ -548,10 +548,6 @@ def window_span(window: GoldWindow) -> timedelta:
     return span
 
 
-# The columns an events table's rows carry from the intake's writer (a late event gets the windows query's).
-_INTAKE_COLUMNS = tuple(field.name for field in struct_schema(BATCH_COLUMNS_SCHEMA).fields)
-
-
 def late_capture(
     gold: GoldSettings, id_column: str | None, dimensions: Mapping[str, DataFrame], events_path: str
 ) -> LateCapture:
@@ -569,14 +565,14 @@ def late_capture(
         with_window=None if gold.sql.strip() else partial(with_window_bounds, window=gold.window),
     )
     return LateCapture(
-        table=job_table(gold.name, LATE_EVENTS), rule=rule, events_path=events_path, drop=_INTAKE_COLUMNS
+        table=job_table(gold.name, LATE_EVENTS), rule=rule, events_path=events_path, drop=BATCH_COLUMNS
     )
 
 
 def late_events_schema(event_columns: Mapping[str, str]) -> str:
     """The DDL of a late events table whose events have ``event_columns`` (an events table's: its batch
     columns are the windows query's own)."""
-    columns = {name: sql_type for name, sql_type in event_columns.items() if name not in _INTAKE_COLUMNS}
+    columns = {name: sql_type for name, sql_type in event_columns.items() if name not in BATCH_COLUMNS}
     return f"{_ddl(columns)}, {LATE_COLUMNS_SCHEMA}, {BATCH_COLUMNS_SCHEMA}"
 
 

@@ -76,6 +76,7 @@ def fits_one_file(rows: int) -> bool:
 
 # The columns BatchWriter adds to every row it appends.
 BATCH_COLUMNS_SCHEMA = "writer_id string, batch_id long"
+BATCH_COLUMNS = ("writer_id", "batch_id")
 
 
 class BatchWriter:
