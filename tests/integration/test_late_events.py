@@ -65,7 +65,7 @@ def test_late_events_are_what_the_aggregation_dropped_against_the_watermark_of_t
     assert [(row.batch_id, row.late_events) for row in figures] == [(0, 0), (1, 0), (2, 2)]
 
     reconciled = reconcile(spark, settings.storage, job=gold_job(settings.gold))
-    assert reconciled.problems() == [] and reconciled.late_kept == 2
+    assert reconciled.problems() == [] and reconciled.late_kept == 2 and reconciled.pending_in_state == 2
     assert (reconciled.valid, reconciled.counted, reconciled.pending, reconciled.duplicates, reconciled.late) == (
         12,
         7,

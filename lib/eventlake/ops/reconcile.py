@@ -14,8 +14,10 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from eventlake.ops.query import delta_tables
 from eventlake.pipeline.analytics import EVENTS_TABLE, JOB, WINDOW_BATCHES_TABLE, WINDOWS_QUERY, WINDOWS_TABLE
@@ -73,6 +75,7 @@ class Reconciliation:
     deduplicated: int | None = None
     job: WindowedJob = ANALYTICS
     late_kept: int | None = None
+    pending_in_state: int | None = None
 
     @property
     def kept_out(self) -> int:
@@ -81,8 +84,11 @@ class Reconciliation:
 
     @property
     def pending(self) -> int | None:
-        """Events in windows the watermark has not closed yet (written when it does); None when the windows
-        table counts no events."""
+        """Events in windows the watermark has not closed yet (written when it does): counted in the windows
+        query's state when it could be read (``pending_in_state``), else those that reached the windows
+        minus those counted; None when the windows table counts no events."""
+        if self.pending_in_state is not None:
+            return self.pending_in_state
         return None if self.counted is None else self.windowed - self.counted
 
     def problems(self) -> list[str]:
@@ -107,6 +113,13 @@ class Reconciliation:
             found.append(f"valid {self.valid} != {what} {reached} + duplicates {self.duplicates} + late {self.late}")
         if not self.sliding and self.pending is not None and self.pending < 0:
             found.append(f"windows count {self.counted} events, more than the {self.windowed} that reached them")
+        if self.pending_in_state is not None and self.counted is not None:
+            accounted = self.counted + self.pending_in_state + self.kept_out + self.duplicates + self.late
+            if self.valid != accounted:
+                found.append(
+                    f"valid {self.valid} != counted {self.counted} + not final {self.pending_in_state} (in the "
+                    f"windows' state) + left out {self.kept_out} + duplicates {self.duplicates} + late {self.late}"
+                )
         return found
 
     def table(self) -> str:
@@ -226,6 +239,9 @@ def reconcile(
     if late_table in tables:
         late_kept = read(late_table).select("topic", "partition", "offset").distinct().count()
     late_uncaptured = sum(row.dropped_late for row in window_batches if getattr(row, "late_events", None) is None)
+    pending_in_state = None
+    if not sliding and job.counted_column is not None:
+        pending_in_state = events_in_open_windows(spark, storage.checkpoint_path(job.job, "windows"))
     return Reconciliation(
         read=totals.records, valid=totals.valid, invalid=totals.invalid, dead_letters=dead_letters,
         windows_read=sum(row.input_rows for row in window_batches),
@@ -233,8 +249,30 @@ def reconcile(
         duplicates=sum(row.dropped_duplicates for row in window_batches),
         late=late_kept + late_uncaptured,
         counted=counted, sliding=sliding, unaccounted=tuple(unaccounted), deduplicated=deduplicated, job=job,
-        late_kept=late_kept if late_table in tables else None,
+        late_kept=late_kept if late_table in tables else None, pending_in_state=pending_in_state,
     )
+
+
+def events_in_open_windows(spark: SparkSession, checkpoint: str) -> int | None:
+    """The events in the windows the windows query at ``checkpoint`` holds open, read from its aggregation's
+    state (Spark's state data source): the sum of its ``count`` buffers. None when that cannot be told: no
+    such checkpoint, a state other than one window aggregation (sessions), or not exactly one count
+    buffer (another measure keeps one too)."""
+    spark.streams.active  # noqa: B018 - the state reader needs the session's state store coordinator running
+    try:
+        operators = spark.read.format("state-metadata").load(checkpoint)
+        saves = [row.operatorId for row in operators.where(F.col("operatorName") == "stateStoreSave").collect()]
+        if len(saves) != 1:
+            return None
+        state = spark.read.format("statestore").option("operatorId", saves[0]).load(checkpoint)
+    except PySparkException:
+        return None  # a checkpoint without state yet
+    value = state.schema["value"].dataType
+    buffers = value.fieldNames() if isinstance(value, StructType) else []
+    if buffers.count("count") != 1:
+        return None
+    [[events]] = state.agg(F.coalesce(F.sum("value.count"), F.lit(0))).collect()
+    return int(events)
 
 
 def windowed_job(settings: Settings) -> tuple[WindowedJob, bool]:
