@@ -23,6 +23,7 @@ OPTIONS = FaultOptions(
 TABLES = {
     "analytics": {
         "analytics_events", "analytics_windows", "analytics_window_batches", "analytics_dead_letters",
+        "analytics_late_events",
         "analytics_intake_batches",
     },
     "etl": {"bronze_events", "silver_events", "dim_pages", "etl_dead_letters", "etl_intake_batches"},

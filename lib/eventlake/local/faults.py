@@ -78,6 +78,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "analytics_windows": ("window_start", "window_end", "event_type"),
     "analytics_events": ("topic", "partition", "offset"),
     "analytics_window_batches": ("batch_id",),
+    "analytics_late_events": ("topic", "partition", "offset", "window_start"),
     "bronze_events": ("topic", "partition", "offset"),
     "silver_events": ("event_id",),
     "etl_silver_batches": ("batch_id",),
