@@ -183,10 +183,7 @@ def close_if_quiet(
 
 def _last_offsets(spark: SparkSession, checkpoint: str) -> list[str] | None:
     """The lines of the newest entry of a checkpoint's offset log: version, metadata, one per source."""
-    files = HadoopFiles(spark)
-    folder = f"{checkpoint.rstrip('/')}/offsets"
-    batches = [int(name) for name in files.names(folder) if name.isdigit()] if files.exists(folder) else []
-    return files.read_text(f"{folder}/{max(batches)}").splitlines() if batches else None
+    return HadoopFiles(spark).newest_log_entry(f"{checkpoint.rstrip('/')}/offsets")
 
 
 def checkpoint_watermark(spark: SparkSession, checkpoint: str) -> datetime | None:

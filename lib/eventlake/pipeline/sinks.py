@@ -56,13 +56,9 @@ def pending_batch(spark: SparkSession, checkpoint: str) -> int | None:
     but did not finish (no ``commits/N``) before it stopped, or None. Read through Hadoop's file system,
     so any checkpoint location works."""
     files = HadoopFiles(spark)
-
-    def batch_numbers(folder: str) -> set[int]:
-        return {int(name) for name in files.names(f"{checkpoint.rstrip('/')}/{folder}") if name.isdigit()}
-
-    started = batch_numbers("offsets")
-    last = max(started, default=None)
-    return last if last is not None and last not in batch_numbers("commits") else None
+    started = files.log_entries(f"{checkpoint.rstrip('/')}/offsets")
+    last = started[-1] if started else None
+    return last if last is not None and last not in files.log_entries(f"{checkpoint.rstrip('/')}/commits") else None
 
 
 # Up to this many rows, a batch's rows go to one file of a table.

@@ -42,6 +42,17 @@ class HadoopFiles:
             return []
         return [str(status.getPath().getName()) for status in file_system.listStatus(hadoop_path)]
 
+    def log_entries(self, folder: str) -> list[int]:
+        """The numbers of a checkpoint log's entries (the files of ``offsets/`` or ``commits/`` named by
+        batch id), in order; none when there is no such folder."""
+        return sorted(int(name) for name in self.names(folder) if name.isdigit())
+
+    def newest_log_entry(self, folder: str) -> list[str] | None:
+        """The lines of a checkpoint log's newest entry (for ``offsets/``: a version line, the batch's metadata
+        as JSON, one line per source); None when the log is empty."""
+        entries = self.log_entries(folder)
+        return self.read_text(f"{folder.rstrip('/')}/{entries[-1]}").splitlines() if entries else None
+
     def read_text(self, path: str) -> str:
         """The whole of a small UTF-8 file."""
         file_system, hadoop_path = self._locate(path)

@@ -121,14 +121,10 @@ def kept_shuffle_partitions(spark: SparkSession, checkpoint: str) -> str | None:
     """The ``spark.sql.shuffle.partitions`` a query's checkpoint keeps: the value of the query's first start,
     which Spark records in every batch's ``offsets/N`` file and, for a stateful query, uses as its number of
     state partitions for as long as the checkpoint lives. None before the query's first batch."""
-    files = HadoopFiles(spark)
-    offsets = f"{checkpoint.rstrip('/')}/offsets"
-    batches = [int(name) for name in files.names(offsets) if name.isdigit()]
-    if not batches:
+    lines = HadoopFiles(spark).newest_log_entry(f"{checkpoint.rstrip('/')}/offsets")
+    if lines is None:
         return None
-    # A version line ("v1"), the batch's metadata as JSON (its "conf" holds the value), one line per source.
-    lines = files.read_text(f"{offsets}/{max(batches)}").splitlines()
-    try:
+    try:  # the batch's metadata (line 2) holds the value in its "conf"
         value = json.loads(lines[1])["conf"][SHUFFLE_PARTITIONS]
     except (IndexError, ValueError, KeyError, TypeError):
         return None
