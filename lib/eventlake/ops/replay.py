@@ -32,7 +32,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from deltalake import DeltaTable, write_deltalake
 
 from eventlake.ops.replay_fixes import FIXES, CannotFix, Fix, fix_named
@@ -363,6 +363,8 @@ def find_replayed(
 ) -> dict[Coordinates, tuple[int, int]]:
     """The copies run ``run_id`` left in ``topic`` at or after ``scan_from`` (partition -> offset; a partition
     not in it is read from its start): original coordinates -> (partition, offset) of the first copy."""
+    # Asked first: asking a broker for the metadata of a topic it lacks may create it.
+    require_topic(settings.kafka.bootstrap_servers, topic, settings.kafka.options)
     consumer = _consumer(settings, uuid.uuid4().hex)
     found: dict[Coordinates, tuple[int, int]] = {}
     try:
@@ -377,7 +379,7 @@ def find_replayed(
             if message is None:
                 raise EnvironmentProblem(f"reading {topic} to resolve replay run {run_id}: no record in 10 s")
             if message.error():
-                if message.error().code() == -191:  # _PARTITION_EOF: the partition is read to its end
+                if message.error().code() == KafkaError._PARTITION_EOF:  # read to its end
                     remaining.discard(message.partition())
                     continue
                 raise EnvironmentProblem(f"reading {topic} to resolve replay run {run_id}: {message.error()}")
