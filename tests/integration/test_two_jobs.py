@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from pyspark.sql import functions as F
 
+from eventlake.ops.lake import Lake
 from eventlake.ops.query import register_tables, require_tables_of_this_version
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.intake import INTAKE_TABLE
@@ -67,6 +68,9 @@ def test_both_jobs_at_once_write_every_row_once(spark, job_settings, kafka_boots
     register_tables(spark, storage.tables_root)
     by_job = {row.job: row["count"] for row in spark.table(DEAD_LETTERS_TABLE).groupBy("job").count().collect()}
     assert by_job == {"analytics": len(bad), "etl": len(bad)}
+    # And read without a JVM (delta-rs + DuckDB), the way scripts/query.sh reads them by default.
+    lake_rows = Lake(storage.tables_root).rows(f"SELECT job, count(*) FROM {DEAD_LETTERS_TABLE} GROUP BY job")
+    assert dict(lake_rows) == by_job
 
 
 def test_a_table_set_shared_by_an_earlier_version_stops_the_job(spark, tmp_path):
