@@ -158,7 +158,7 @@ def test_windows_and_dead_letters_across_two_runs_on_one_checkpoint(spark, job_s
     assert read_table(spark, job_settings, ANALYTICS_DEAD_LETTERS).count() == 3
 
     # Every record is accounted for; e11 waits in the open 10:50 window.
-    figures = reconcile(spark, job_settings.storage)
+    figures = reconcile(job_settings.storage, spark=spark)
     assert figures.problems() == []
     assert (figures.read, figures.valid, figures.dead_letters) == (16, 13, 3)
     assert (figures.counted, figures.pending, figures.duplicates, figures.late) == (9, 1, 2, 1)
@@ -166,12 +166,12 @@ def test_windows_and_dead_letters_across_two_runs_on_one_checkpoint(spark, job_s
     # The reconciliation does not rely on pipeline_metrics (written after each batch, lost when a job dies
     # before its next write): without it, the run still reconciles.
     shutil.rmtree(job_settings.storage.table_path(ANALYTICS_METRICS))
-    assert reconcile(spark, job_settings.storage).problems() == []
+    assert reconcile(job_settings.storage, spark=spark).problems() == []
 
     # A lost dead letter is caught, by the library and by the script's exit code.
     dead_letters_path = job_settings.storage.table_path(ANALYTICS_DEAD_LETTERS)
     spark.sql(f"DELETE FROM delta.`{dead_letters_path}` WHERE error_code = 'EMPTY_VALUE'")
-    assert "records read 16 != valid 13 + dead letters 2" in reconcile(spark, job_settings.storage).problems()
+    assert "records read 16 != valid 13 + dead letters 2" in reconcile(job_settings.storage, spark=spark).problems()
     result = subprocess.run(
         [sys.executable, "-m", "eventlake.ops.reconcile",
          "--set", f"storage.tables_root={job_settings.storage.tables_root}"],
@@ -185,10 +185,10 @@ def test_windows_and_dead_letters_across_two_runs_on_one_checkpoint(spark, job_s
     windows_batches = job_settings.storage.table_path(WINDOW_BATCHES_TABLE)
     [first_windows_batch] = spark.read.format("delta").load(windows_batches).agg(F.min("batch_id")).first()
     spark.sql(f"DELETE FROM delta.`{windows_batches}` WHERE batch_id = {first_windows_batch}")
-    problems = reconcile(spark, job_settings.storage).problems()
+    problems = reconcile(job_settings.storage, spark=spark).problems()
     assert any(f"{WINDOW_BATCHES_TABLE} lacks the batches" in problem for problem in problems), problems
     spark.sql(f"DELETE FROM delta.`{job_settings.storage.table_path(ANALYTICS_INTAKE)}` WHERE batch_id = 0")
-    problems = reconcile(spark, job_settings.storage).problems()
+    problems = reconcile(job_settings.storage, spark=spark).problems()
     assert any(f"{ANALYTICS_INTAKE} lacks batches 0 of analytics_intake-" in problem for problem in problems), problems
 
 

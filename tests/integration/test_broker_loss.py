@@ -135,5 +135,5 @@ def test_the_job_rides_through_a_broker_outage(spark, job_settings, tmp_path):
     )
     # The intake accounts for every record. (The killed run may not have recorded the metrics of its last
     # batches, so the windows' half of the reconciliation is not asserted here.)
-    figures = reconcile(spark, storage)
+    figures = reconcile(storage, spark=spark)
     assert figures.read == figures.valid + figures.dead_letters == 1200

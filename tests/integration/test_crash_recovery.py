@@ -388,6 +388,6 @@ def test_killed_and_restarted_job_writes_the_same_tables_as_one_that_never_faile
     _assert_equal(actual_dead, expected_dead, report)
 
     # The accounting survived the kills too: every batch of both queries has its figures, once, and they add up.
-    figures = reconcile(spark, crashed.storage)
+    figures = reconcile(crashed.storage, spark=spark)
     assert figures.problems() == [], f"{figures.table()}\n{figures.problems()}\n{report}"
     assert figures.read == len(records), f"{figures.table()}\n{report}"

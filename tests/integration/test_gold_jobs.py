@@ -81,7 +81,7 @@ def test_the_yahoo_streaming_benchmark_counts_views_per_campaign_exactly(
     assert tuple(intake) == (len(records), len(events))
     figures = table(spark, settings, "ysb_window_batches").agg(F.sum("input_rows"), F.sum("deduplicated_rows")).first()
     assert tuple(figures) == (len(events), len(events))  # YSB events have no id: none de-duplicated
-    reconciled = reconcile(spark, settings.storage, job=gold_job(settings.gold))
+    reconciled = reconcile(settings.storage, job=gold_job(settings.gold), spark=spark)
     assert reconciled.problems() == [] and reconciled.counted == sum(expected.values())
     assert reconciled.kept_out == len(events) - sum(event["event_type"] == "view" for event in events)
 
@@ -127,7 +127,7 @@ def test_sessions_across_batches_and_a_restart_come_out_once_and_whole(spark, ka
         F.sum("input_rows"), F.sum("dropped_duplicates"), F.sum("dropped_late")
     ).first()
     assert tuple(figures) == (9, 1, 1)
-    reconciled = reconcile(spark, job[1].storage, job=gold_job(job[1].gold))
+    reconciled = reconcile(job[1].storage, job=gold_job(job[1].gold), spark=spark)
     assert reconciled.problems() == []
     assert (reconciled.valid, reconciled.counted, reconciled.pending) == (9, 6, 1)  # u9's session at 300 s is open
 

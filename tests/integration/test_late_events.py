@@ -64,7 +64,7 @@ def test_late_events_are_what_the_aggregation_dropped_against_the_watermark_of_t
     figures = table(spark, settings, "event_windows_window_batches").orderBy("batch_id").collect()
     assert [(row.batch_id, row.late_events) for row in figures] == [(0, 0), (1, 0), (2, 2)]
 
-    reconciled = reconcile(spark, settings.storage, job=gold_job(settings.gold))
+    reconciled = reconcile(settings.storage, job=gold_job(settings.gold), spark=spark)
     assert reconciled.problems() == [] and reconciled.late_kept == 2 and reconciled.pending_in_state == 2
     assert (reconciled.valid, reconciled.counted, reconciled.pending, reconciled.duplicates, reconciled.late) == (
         12,
@@ -73,7 +73,7 @@ def test_late_events_are_what_the_aggregation_dropped_against_the_watermark_of_t
         1,
         2,
     )
-    completeness = window_completeness(spark, settings.storage, gold_job(settings.gold)).collect()
+    completeness = window_completeness(settings.storage, gold_job(settings.gold))
     assert sorted((row.window_start, row.on_time, row.late, row.completeness) for row in completeness) == [
         (at(0), 2, 0, 1.0),
         (at(10), 2, 0, 1.0),

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from eventlake.ops import maintenance
-from eventlake.ops.maintenance import hold_while_running, session_conf, storage_report
+from eventlake.ops.maintenance import session_conf, storage_report
 from eventlake.runtime.config import Settings, load_settings
+from eventlake.runtime.running_lock import hold_while_running, maintenance_lock
 
 from .helpers import PROJECT_ROOT
 
@@ -86,7 +87,7 @@ def test_optimize_is_refused_while_a_job_may_write(spark, settings, capsys):
     assert "a job holds the running lock" in capsys.readouterr().err
     assert storage_report(settings).tables[0].version == 1
     # And a job cannot start while maintenance holds the lock.
-    with maintenance.maintenance_lock(settings.storage.checkpoint_root) as free, pytest.raises(Exception) as error:
+    with maintenance_lock(settings.storage.checkpoint_root) as free, pytest.raises(Exception) as error:
         assert free
         with hold_while_running(settings.storage.checkpoint_root):
             pass

@@ -54,7 +54,7 @@ def test_an_available_now_run_closes_the_windows_of_a_quiet_topic_once(spark, ka
     late = table(spark, quiet[1], "event_windows_late_events").collect()
     assert [(row.event_id, (row.window_start - T0).seconds) for row in late] == [("e", 20)]
     assert window_counts(spark, waiting[1]) == {0: 1, 10: 1, 20: 2}  # written once: 27 s did not reopen it
-    reconciled = reconcile(spark, quiet[1].storage, job=gold_job(quiet[1].gold))
+    reconciled = reconcile(quiet[1].storage, job=gold_job(quiet[1].gold), spark=spark)
     assert reconciled.problems() == [] and (reconciled.late, reconciled.pending_in_state) == (1, 1)
     # idle_timeout off again: the windows query keeps its heartbeats source (Spark refuses one source less).
     run_gold(spark, gold_settings("event_windows.toml", kafka_bootstrap, fresh_topic, tmp_path, *WINDOWS))

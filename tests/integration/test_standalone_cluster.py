@@ -135,7 +135,8 @@ def test_the_job_on_a_standalone_cluster_writes_what_it_writes_in_local_mode(
     assert_df_equality(
         table(on_cluster, ANALYTICS_DEAD_LETTERS).select(DEAD_LETTER_COLUMNS), local_dead, ignore_row_order=True
     )
-    local_figures, cluster_figures = reconcile(spark, job_settings.storage), reconcile(spark, on_cluster.storage)
+    local_figures = reconcile(job_settings.storage, spark=spark)
+    cluster_figures = reconcile(on_cluster.storage, spark=spark)
     assert cluster_figures.problems() == []
     assert (cluster_figures.read, cluster_figures.valid, cluster_figures.counted, cluster_figures.duplicates) == (
         local_figures.read, local_figures.valid, local_figures.counted, local_figures.duplicates

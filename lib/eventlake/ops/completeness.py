@@ -12,48 +12,52 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from types import SimpleNamespace
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-
-from eventlake.ops.query import delta_tables
+from eventlake.ops.lake import Lake
 from eventlake.ops.reconcile import WindowedJob, windowed_job
 from eventlake.pipeline.job_tables import job_table
 from eventlake.pipeline.late_events import LATE_EVENTS
 from eventlake.runtime.config import ConfigError, StorageSettings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
-from eventlake.runtime.session import build_spark_session
 
 WINDOW = ["window_start", "window_end"]
 
 
-def window_completeness(spark: SparkSession, storage: StorageSettings, job: WindowedJob) -> DataFrame:
-    """One row per window: ``window_start``, ``window_end``, ``on_time`` (events counted in it, over its groups),
-    ``late`` (its rows in the late events table) and ``completeness`` (on time / (on time + late))."""
+def window_completeness(
+    storage: StorageSettings, job: WindowedJob, windows: int | None = None
+) -> list[SimpleNamespace]:
+    """One row per window, the latest first (the latest ``windows`` only, when given): ``window_start``,
+    ``window_end``, ``on_time`` (events counted in it, over its groups), ``late`` (its rows in the late events
+    table) and ``completeness`` (on time / (on time + late)). Read with delta-rs and DuckDB (no JVM)."""
     if job.counted_column is None:
         raise ConfigError(f"{job.job}: its windows count no events (no count measure without expr)")
-    tables = delta_tables(spark, storage.tables_root)
-    late_table = job_table(job.job, LATE_EVENTS)
-    missing = [name for name in (job.windows_table, late_table) if name not in tables]
-    if missing:
-        raise EnvironmentProblem(
-            f"tables {', '.join(missing)} are missing under {storage.tables_root}: run the {job.job} job first"
-            + (f" (with {job.job}'s late_events = true)" if late_table in missing else "")
+    lake = Lake(storage.tables_root)
+    try:
+        late_table = job_table(job.job, LATE_EVENTS)
+        missing = [name for name in (job.windows_table, late_table) if name not in lake.tables]
+        if missing:
+            raise EnvironmentProblem(
+                f"tables {', '.join(missing)} are missing under {storage.tables_root}: run the {job.job} job first"
+                + (f" (with {job.job}'s late_events = true)" if late_table in missing else "")
+            )
+        return lake.records(
+            f"""
+            WITH on_time AS (
+                SELECT window_start, window_end, CAST(sum("{job.counted_column}") AS BIGINT) AS on_time
+                FROM "{job.windows_table}" GROUP BY ALL
+            ), late AS (
+                SELECT window_start, window_end, count(*) AS late FROM "{late_table}"
+                WHERE window_start IS NOT NULL GROUP BY ALL
+            )
+            SELECT window_start, window_end, coalesce(on_time, 0) AS on_time, coalesce(late, 0) AS late,
+                   coalesce(on_time, 0) / (coalesce(on_time, 0) + coalesce(late, 0)) AS completeness
+            FROM on_time FULL JOIN late USING (window_start, window_end)
+            ORDER BY window_start DESC, window_end DESC {'' if windows is None else f'LIMIT {int(windows)}'}
+            """
         )
-    on_time = (
-        spark.read.format("delta").load(tables[job.windows_table])
-        .groupBy(*WINDOW).agg(F.sum(job.counted_column).cast("long").alias("on_time"))
-    )
-    late = (
-        spark.read.format("delta").load(tables[late_table])
-        .where(F.col("window_start").isNotNull())
-        .groupBy(*WINDOW).agg(F.count(F.lit(1)).alias("late"))
-    )
-    return (
-        on_time.join(late, WINDOW, "full")
-        .fillna(0, ["on_time", "late"])
-        .withColumn("completeness", F.col("on_time") / (F.col("on_time") + F.col("late")))
-    )
+    finally:
+        lake.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,9 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config, args.overrides)
         job, _ = windowed_job(settings)
-        spark = build_spark_session(settings.spark)
-        rows = window_completeness(spark, settings.storage, job).orderBy(F.desc("window_start")).limit(args.windows)
-        found = rows.collect()
+        found = window_completeness(settings.storage, job, args.windows)
     except (ConfigError, EnvironmentProblem) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

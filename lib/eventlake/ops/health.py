@@ -18,18 +18,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import DataFrame, Row, SparkSession
-from pyspark.sql import functions as F
-
+from eventlake.ops.lake import Lake
 from eventlake.ops.metrics import METRICS_TABLE
-from eventlake.ops.query import delta_tables
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.pipeline.job_tables import read_every_job
 from eventlake.runtime.config import ConfigError, StorageSettings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
-from eventlake.runtime.session import build_spark_session
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -86,49 +82,48 @@ class JobHealth:
         return lines
 
 
-def _per_batch(metrics: DataFrame) -> DataFrame:
-    # A batch replayed after a restart may be reported twice: count it once.
-    return metrics.dropDuplicates(["query_id", "batch_id"])
+# A batch replayed after a restart may be reported twice: count it once.
+PER_BATCH = (
+    "SELECT * FROM pipeline_metrics QUALIFY row_number() OVER (PARTITION BY query_id, batch_id ORDER BY batch_time) = 1"
+)
 
 
-def job_health(metrics: DataFrame, dead_letters: DataFrame | None) -> list[JobHealth]:
+def job_health(lake: Lake) -> list[JobHealth]:
     """The health of every job found in ``pipeline_metrics`` (and its rows of ``dead_letters``)."""
-    queries = _query_totals(metrics)
-    errors = _error_counts_by_job(dead_letters) if dead_letters is not None else {}
+    queries = _query_totals(lake)
+    errors = _error_counts_by_job(lake) if DEAD_LETTERS_TABLE in lake else {}
     jobs = dict.fromkeys(row.job for row in queries)  # in the order of the rows: by job name
     return [_job_health(job, [row for row in queries if row.job == job], errors.get(job, [])) for job in jobs]
 
 
-def _query_totals(metrics: DataFrame) -> list[Row]:
+def _query_totals(lake: Lake) -> list[SimpleNamespace]:
     """One row per job and query: its batch count, last batch time, the sums of its batches, and its
     latest Kafka lag; ordered by job and query."""
-    return (
-        _per_batch(metrics)
-        .groupBy("job", "query_name")
-        .agg(
-            F.count(F.lit(1)).alias("batches"),
-            F.max("batch_time").alias("last_batch_time"),
-            F.coalesce(F.sum("input_rows"), F.lit(0)).alias("rows_read"),
-            F.coalesce(F.sum("batch_duration_ms"), F.lit(0)).alias("busy_ms"),
-            F.max_by("kafka_lag", F.struct("batch_time", "batch_id")).alias("kafka_lag"),
-            F.coalesce(F.sum("dropped_late"), F.lit(0)).alias("dropped_late"),
-            F.coalesce(F.sum("dropped_duplicates"), F.lit(0)).alias("dropped_duplicates"),
-        )
-        .orderBy("job", "query_name")
-        .collect()
+    return lake.records(
+        f"""
+        SELECT job, query_name, count(*) AS batches, max(batch_time) AS last_batch_time,
+               coalesce(sum(input_rows), 0) AS rows_read, coalesce(sum(batch_duration_ms), 0) AS busy_ms,
+               arg_max_null(kafka_lag, (batch_time, batch_id)) AS kafka_lag,
+               coalesce(sum(dropped_late), 0) AS dropped_late,
+               coalesce(sum(dropped_duplicates), 0) AS dropped_duplicates
+        FROM ({PER_BATCH}) GROUP BY job, query_name ORDER BY job, query_name
+        """
     )
 
 
-def _error_counts_by_job(dead_letters: DataFrame) -> dict[str, list[tuple[str, int]]]:
+def _error_counts_by_job(lake: Lake) -> dict[str, list[tuple[str, int]]]:
     """Job -> its (error code, dead letters) pairs, most frequent first (ties by code)."""
-    counts = dead_letters.groupBy("job", "error_code").count().orderBy("job", F.desc("count"), "error_code")
+    counts = lake.rows(
+        "SELECT job, error_code, count(*) AS n FROM dead_letters GROUP BY job, error_code "
+        "ORDER BY job, n DESC, error_code"
+    )
     errors: dict[str, list[tuple[str, int]]] = {}
-    for row in counts.collect():
-        errors.setdefault(row.job, []).append((row.error_code, row["count"]))
+    for job, code, count in counts:
+        errors.setdefault(job, []).append((code, count))
     return errors
 
 
-def _job_health(job: str, queries: list[Row], errors: list[tuple[str, int]]) -> JobHealth:
+def _job_health(job: str, queries: list[SimpleNamespace], errors: list[tuple[str, int]]) -> JobHealth:
     """One job from the totals of its queries and its error counts (most frequent first)."""
     return JobHealth(
         job=job,
@@ -140,29 +135,29 @@ def _job_health(job: str, queries: list[Row], errors: list[tuple[str, int]]) -> 
     )
 
 
-def _query_health(totals: Row) -> QueryHealth:
+def _query_health(totals: SimpleNamespace) -> QueryHealth:
     return QueryHealth(
         name=totals.query_name,
         batches=totals.batches,
         last_batch_time=totals.last_batch_time,
-        rows_read=totals.rows_read,
+        rows_read=int(totals.rows_read),
         # Rows per second of processing time (not wall time): idle time between batches does not count.
         rows_per_second=totals.rows_read / (totals.busy_ms / 1000) if totals.busy_ms else 0.0,
         kafka_lag=totals.kafka_lag,
     )
 
 
-def plot_health(metrics: DataFrame, dead_letters: DataFrame | None, path: Path) -> None:
+def plot_health(lake: Lake, path: Path) -> None:
     """Write a PNG of four charts over time: rows/s, batch duration, Kafka lag (per query) and dead
     letters per minute (per job). Raises :class:`ChartUnavailable` when matplotlib is not installed."""
     _use_matplotlib_for_files()
     import matplotlib.pyplot as plt
 
-    series = _batch_series(metrics)
+    series = _batch_series(lake)
     figure, axes = plt.subplots(2, 2, figsize=(13, 8), sharex=False)
     for axis, (title, value) in zip((axes[0][0], axes[0][1], axes[1][0]), _QUERY_CHARTS, strict=True):
         _plot_per_query(axis, title, series, value)
-    _plot_dead_letters(axes[1][1], dead_letters)
+    _plot_dead_letters(axes[1][1], lake)
     for row_axes in axes:
         for each in row_axes:
             each.tick_params(axis="x", labelrotation=30, labelsize="small")
@@ -184,24 +179,24 @@ def _use_matplotlib_for_files() -> None:
 
 
 # The charts drawn per query: title, and the value of a batch (None: no point for that batch).
-_QUERY_CHARTS: tuple[tuple[str, Callable[[Row], Any]], ...] = (
+_QUERY_CHARTS: tuple[tuple[str, Callable[[SimpleNamespace], Any]], ...] = (
     ("rows per second (processed)", lambda row: row.processed_rows_per_second),
     ("batch duration (s)", lambda row: (row.batch_duration_ms or 0) / 1000),
     ("Kafka lag (records)", lambda row: row.kafka_lag),
 )
 
 
-def _batch_series(metrics: DataFrame) -> list[Row]:
+def _batch_series(lake: Lake) -> list[SimpleNamespace]:
     """The figures the charts draw, one row per batch, in time order."""
-    return (
-        _per_batch(metrics)
-        .select("job", "query_name", "batch_time", "processed_rows_per_second", "batch_duration_ms", "kafka_lag")
-        .orderBy("batch_time")
-        .collect()
+    return lake.records(
+        "SELECT job, query_name, batch_time, processed_rows_per_second, batch_duration_ms, kafka_lag"
+        f" FROM ({PER_BATCH}) ORDER BY batch_time"
     )
 
 
-def _plot_per_query(axis: Axes, title: str, series: list[Row], value: Callable[[Row], Any]) -> None:
+def _plot_per_query(
+    axis: Axes, title: str, series: list[SimpleNamespace], value: Callable[[SimpleNamespace], Any]
+) -> None:
     """One line per query of ``value`` over batch time; batches without a value are left out."""
     for job, query in sorted({(row.job, row.query_name) for row in series}):
         points = [(row.batch_time, value(row)) for row in series if (row.job, row.query_name) == (job, query)]
@@ -212,32 +207,30 @@ def _plot_per_query(axis: Axes, title: str, series: list[Row], value: Callable[[
     axis.legend(fontsize="small")
 
 
-def _plot_dead_letters(axis: Axes, dead_letters: DataFrame | None) -> None:
+def _plot_dead_letters(axis: Axes, lake: Lake) -> None:
     """Bars of dead letters per minute, one colour per job (an empty chart when there is no table)."""
-    if dead_letters is not None:
-        per_minute = (
-            dead_letters.groupBy("job", F.date_trunc("minute", "ingested_at").alias("minute"))
-            .count()
-            .orderBy("minute")
-            .collect()
+    if DEAD_LETTERS_TABLE in lake:
+        per_minute = lake.records(
+            "SELECT job, date_trunc('minute', ingested_at) AS minute, count(*) AS n FROM dead_letters"
+            " GROUP BY ALL ORDER BY minute"
         )
         for job in sorted({row.job for row in per_minute}):
-            points = [(row.minute, row["count"]) for row in per_minute if row.job == job]
+            points = [(row.minute, row.n) for row in per_minute if row.job == job]
             # width is in days: 0.0006 (52 s) leaves a gap between the bars of adjacent minutes.
             axis.bar([time for time, _ in points], [count for _, count in points], width=0.0006, label=job)
         axis.legend(fontsize="small")
     axis.set_title("dead letters per minute")
 
 
-def _health_tables(spark: SparkSession, storage: StorageSettings) -> tuple[DataFrame, DataFrame | None]:
-    """Every job's ``pipeline_metrics`` and ``dead_letters`` (None when no job has written one yet)."""
-    tables = delta_tables(spark, storage.tables_root)
-    metrics = read_every_job(spark, tables, METRICS_TABLE)
-    if metrics is None:
+def health_lake(storage: StorageSettings) -> Lake:
+    """The tables the report reads (no JVM); an EnvironmentProblem when no job has written its metrics yet."""
+    lake = Lake(storage.tables_root)
+    if METRICS_TABLE not in lake:
+        lake.close()
         raise EnvironmentProblem(
             f"there is no {METRICS_TABLE} table of any job under {storage.tables_root}: run a job first"
         )
-    return metrics, read_every_job(spark, tables, DEAD_LETTERS_TABLE)
+    return lake
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -251,9 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     chart = Path(args.out)
     try:
         settings = load_settings(args.config, args.overrides)
-        spark = build_spark_session(settings.spark)
-        metrics, dead_letters = _health_tables(spark, settings.storage)
-        report = job_health(metrics, dead_letters)
+        lake = health_lake(settings.storage)
+        report = job_health(lake)
     except (ConfigError, EnvironmentProblem) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -261,10 +253,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(job.lines()))
     # After the figures: without matplotlib they are still worth having.
     try:
-        plot_health(metrics, dead_letters, chart)
+        plot_health(lake, chart)
     except ChartUnavailable as problem:
         print(f"error: {problem}; no chart written", file=sys.stderr)
         return 2
+    finally:
+        lake.close()
     print(f"chart: {chart.resolve()}")
     return 0
 

@@ -19,7 +19,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from eventlake.ops.query import delta_tables
+from eventlake.ops.lake import Lake
+from eventlake.ops.replay import ReplayFigures, replay_figures
 from eventlake.pipeline.analytics import EVENTS_TABLE, JOB, WINDOW_BATCHES_TABLE, WINDOWS_QUERY, WINDOWS_TABLE
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.gold import EVENTS, WINDOW_BATCHES
@@ -76,6 +77,7 @@ class Reconciliation:
     job: WindowedJob = ANALYTICS
     late_kept: int | None = None
     pending_in_state: int | None = None
+    replays: ReplayFigures | None = None
 
     @property
     def kept_out(self) -> int:
@@ -99,6 +101,8 @@ class Reconciliation:
         job = self.job
         if self.invalid != self.dead_letters:
             found.append(f"invalid records {self.invalid} != rows in {job.job}_dead_letters {self.dead_letters}")
+        if self.replays is not None and not self.replays.adds_up:
+            found.append(_replays_problem(self.replays))
         if self.unaccounted:
             return found  # the sums would only repeat that batches are missing
         reached = self.windowed if self.deduplicated is None else self.deduplicated
@@ -135,10 +139,31 @@ class Reconciliation:
             ("  duplicates dropped", self.duplicates),
             ("  late events dropped", self.late),
             *([(f"    of them kept in {self.job.job}_{LATE_EVENTS}", self.late_kept)] if self.late_kept else []),
+            *(_replay_rows(self.replays) if self.replays is not None and self.replays.replayed else []),
         ]
         width = max(len(label) for label, _ in rows)
         return "\n".join(f"{label:<{width}}  {value:>12}" if isinstance(value, int) else f"{label:<{width}}  {value}"
                          for label, value in rows)
+
+
+def _replay_rows(replays: ReplayFigures) -> list[tuple[str, int]]:
+    """The table's lines on replayed dead letters: each replay is a new Kafka record, read (and counted) again."""
+    return [
+        ("dead letters replayed (scripts/replay.sh)", replays.replayed),
+        ("  their copies: valid events now", replays.arrived_valid),
+        ("  their copies: dead letters again", replays.dead_again),
+        ("  their copies: not read yet", replays.not_read),
+        ("dead letters not replayed", replays.still_open),
+    ]
+
+
+def _replays_problem(replays: ReplayFigures) -> str:
+    twice = f"; {replays.marked_twice} marked replayed twice" if replays.marked_twice else ""
+    return (
+        f"replayed {replays.replayed} != valid again {replays.arrived_valid} + dead again {replays.dead_again} + not "
+        f"read {replays.not_read}, or dead letters {replays.dead_letters} != replayed + not replayed "
+        f"{replays.still_open}{twice}"
+    )
 
 
 def missing_batches(batches: Iterable[tuple[str, int]], table: str) -> list[str]:
@@ -197,32 +222,41 @@ def _ranges(numbers: list[int]) -> str:
 
 
 def reconcile(
-    spark: SparkSession, storage: StorageSettings, sliding: bool = False, job: WindowedJob = ANALYTICS
+    storage: StorageSettings, sliding: bool = False, job: WindowedJob = ANALYTICS, spark: SparkSession | None = None
 ) -> Reconciliation:
-    """Read the job's tables and gather the figures: the intake's from ``intake_batches``, the windows query's
-    from its window batches table, each batch's written with its rows, once."""
-    tables = delta_tables(spark, storage.tables_root)
+    """Read the job's tables (delta-rs and DuckDB, no JVM) and gather the figures: the intake's from
+    ``intake_batches``, the windows query's from its window batches table, each batch's written with its rows,
+    once. With ``spark``, the events in windows not final yet are read from the windows query's state too."""
+    lake = Lake(storage.tables_root)
+    try:
+        return _reconcile(lake, storage, sliding, job, spark)
+    finally:
+        lake.close()
+
+
+def _reconcile(
+    lake: Lake, storage: StorageSettings, sliding: bool, job: WindowedJob, spark: SparkSession | None
+) -> Reconciliation:
     intake_table, dead_letters_table = job_table(job.job, INTAKE_TABLE), job_table(job.job, DEAD_LETTERS_TABLE)
     # A job with no invalid record yet has no dead letters table.
     needed = (intake_table, job.window_batches_table, job.windows_table)
-    missing = [name for name in needed if name not in tables]
+    missing = [name for name in needed if name not in lake.tables]
     if missing:
         raise EnvironmentProblem(
             f"tables {', '.join(missing)} are missing under {storage.tables_root}: run the {job.job} job first"
         )
-    read = lambda name: spark.read.format("delta").load(tables[name])  # noqa: E731
-    intake = read(intake_table)
-    [totals] = intake.agg(
-        *(F.coalesce(F.sum(column), F.lit(0)).alias(column) for column in ("records", "valid", "invalid"))
-    ).collect()
+    [totals] = lake.records(
+        "SELECT coalesce(sum(records), 0) AS records, coalesce(sum(valid), 0) AS valid,"
+        f' coalesce(sum(invalid), 0) AS invalid FROM "{intake_table}"'
+    )
     # A batch has one intake row per partition it read: one (writer, batch) each.
-    intake_batches = intake.where(F.col("writer_id").isNotNull()).select("writer_id", "batch_id").distinct()
-    dead_letters = read(dead_letters_table).count() if dead_letters_table in tables else 0
-    window_batches = read(job.window_batches_table).collect()
+    intake_batches = lake.rows(f'SELECT DISTINCT writer_id, batch_id FROM "{intake_table}" WHERE writer_id IS NOT NULL')
+    dead_letters = lake.value(f'SELECT count(*) FROM "{dead_letters_table}"') if dead_letters_table in lake else 0
+    window_batches = lake.records(f'SELECT * FROM "{job.window_batches_table}"')
     counted = None
     if job.counted_column is not None:
-        [[counted]] = read(job.windows_table).agg(F.coalesce(F.sum(job.counted_column), F.lit(0))).collect()
-    unaccounted = missing_batches(((row.writer_id, row.batch_id) for row in intake_batches.collect()), intake_table)
+        counted = lake.value(f'SELECT coalesce(sum("{job.counted_column}"), 0) FROM "{job.windows_table}"')
+    unaccounted = missing_batches(intake_batches, intake_table)
     unaccounted += broken_chains(
         ((row.writer_id, row.batch_id, row.start_offset, row.end_offset) for row in window_batches),
         job.window_batches_table,
@@ -236,20 +270,23 @@ def reconcile(
     # that kept none there (late_events NULL: written before, or with the capture off) by its operators' metric.
     late_table = job_table(job.job, LATE_EVENTS)
     late_kept = 0
-    if late_table in tables:
-        late_kept = read(late_table).select("topic", "partition", "offset").distinct().count()
+    if late_table in lake:
+        late_kept = lake.value(
+            f'SELECT count(*) FROM (SELECT DISTINCT topic, "partition", "offset" FROM "{late_table}")'
+        )
     late_uncaptured = sum(row.dropped_late for row in window_batches if getattr(row, "late_events", None) is None)
     pending_in_state = None
-    if not sliding and job.counted_column is not None:
+    if spark is not None and not sliding and job.counted_column is not None:
         pending_in_state = events_in_open_windows(spark, storage.checkpoint_path(job.job, "windows"))
     return Reconciliation(
-        read=totals.records, valid=totals.valid, invalid=totals.invalid, dead_letters=dead_letters,
+        read=int(totals.records), valid=int(totals.valid), invalid=int(totals.invalid), dead_letters=dead_letters,
         windows_read=sum(row.input_rows for row in window_batches),
         windowed=sum(row.windowed_rows for row in window_batches),
         duplicates=sum(row.dropped_duplicates for row in window_batches),
         late=late_kept + late_uncaptured,
-        counted=counted, sliding=sliding, unaccounted=tuple(unaccounted), deduplicated=deduplicated, job=job,
-        late_kept=late_kept if late_table in tables else None, pending_in_state=pending_in_state,
+        counted=None if counted is None else int(counted), sliding=sliding, unaccounted=tuple(unaccounted),
+        deduplicated=deduplicated, job=job, late_kept=late_kept if late_table in lake else None,
+        pending_in_state=pending_in_state, replays=replay_figures(storage.tables_root, job.job),
     )
 
 
@@ -292,12 +329,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/reconcile.sh", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="conf/local.toml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--read-state", action="store_true",
+        help="read the events in windows not final yet from the windows query's state (starts Spark: a JVM)",
+    )
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config, args.overrides)
         job, sliding = windowed_job(settings)
-        spark = build_spark_session(settings.spark)
-        result = reconcile(spark, settings.storage, sliding=sliding, job=job)
+        spark = build_spark_session(settings.spark) if args.read_state else None
+        result = reconcile(settings.storage, sliding=sliding, job=job, spark=spark)
     except (ConfigError, EnvironmentProblem) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from eventlake.ops import health
+from eventlake.ops.lake import Lake
 from eventlake.ops.metrics import METRICS_SCHEMA, METRICS_TABLE
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.job_tables import job_table
@@ -45,10 +46,8 @@ def tables_root(spark, tmp_path) -> Path:
 
 
 @pytest.fixture
-def run_health(spark, tables_root, monkeypatch):
-    """Run the CLI on ``tables_root`` with the tests' SparkSession, writing the chart to ``chart``."""
-    # The CLI's own session settings would change the shared test session's configuration.
-    monkeypatch.setattr(health, "build_spark_session", lambda settings: spark)
+def run_health(tables_root):
+    """Run the CLI on ``tables_root`` (it reads them without Spark), writing the chart to ``chart``."""
 
     def run(chart: Path) -> int:
         return health.main(
@@ -96,9 +95,8 @@ def test_without_matplotlib_the_figures_print_and_one_line_says_how_to_get_the_c
     assert not chart.exists()
 
 
-def test_plot_health_without_matplotlib_raises_an_environment_problem(spark, tables_root, tmp_path, monkeypatch):
-    metrics = spark.read.format("delta").load(str(tables_root / ANALYTICS_METRICS))
+def test_plot_health_without_matplotlib_raises_an_environment_problem(tables_root, tmp_path, monkeypatch):
     without_matplotlib(monkeypatch)
     with pytest.raises(health.EnvironmentProblem, match=r"needs matplotlib: pip install -e '\.\[report\]'"):
-        health.plot_health(metrics, None, tmp_path / "health.png")
+        health.plot_health(Lake(str(tables_root)), tmp_path / "health.png")
     assert not (tmp_path / "health.png").exists()
