@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import fcntl
 import json
 import math
 import os
@@ -24,11 +23,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import unquote
 
 from eventlake.runtime.config import ConfigError, Settings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.running_lock import maintenance_lock
 
 # Files below this size count as small in the report (Delta's OPTIMIZE aims at 1 GiB files).
 SMALL_FILE_BYTES = 32 * 1024 * 1024
@@ -42,8 +42,6 @@ STREAM_MARGIN = timedelta(hours=1)
 IN_FLIGHT_FLOOR = timedelta(hours=1)
 # A job that wrote a table commit or a checkpoint entry this recently counts as running.
 DEFAULT_QUIET = timedelta(minutes=10)
-# Under the checkpoint root: jobs hold it shared while they run (hold_while_running), maintenance exclusively.
-RUNNING_LOCK = ".eventlake-running.lock"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -361,50 +359,6 @@ def activity(report: StorageReport, quiet: timedelta, now: float) -> list[str]:
         for checkpoint in report.checkpoints
     ]
     return [f"{what} {age:.0f} s ago" for age, what in sorted(recent) if age < quiet.total_seconds()]
-
-
-def _lock_file(checkpoint_root: str) -> Path | None:
-    """The running lock's file, or None when the checkpoint root is not on this machine's file system."""
-    if "://" in checkpoint_root and not checkpoint_root.startswith("file:"):
-        return None
-    return Path(checkpoint_root.removeprefix("file://").removeprefix("file:"), RUNNING_LOCK)
-
-
-@contextlib.contextmanager
-def hold_while_running(checkpoint_root: str) -> Iterator[None]:
-    """For a job: hold the checkpoint root's running lock shared while its queries run, so that maintenance sees
-    the job running (the lock ends with the process, a killed one too). Raises EnvironmentProblem while
-    maintenance holds it. No lock for a checkpoint root on another file system."""
-    path = _lock_file(checkpoint_root)
-    if path is None:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise EnvironmentProblem(
-                f"table maintenance is running on these tables ({path} is locked): start the job when it ends"
-            ) from None
-        yield
-
-
-@contextlib.contextmanager
-def maintenance_lock(checkpoint_root: str) -> Iterator[bool]:
-    """Hold the running lock exclusively while maintenance commits. Yields False when a job holds it (running)."""
-    path = _lock_file(checkpoint_root)
-    if path is None or not path.parent.is_dir():
-        yield True
-        return
-    handle: IO[str]
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from eventlake.ops.query import require_tables_of_this_version
 from eventlake.runtime.config import ConfigError, Settings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.kafka_admin import require_topic
+from eventlake.runtime.running_lock import hold_while_running
 from eventlake.runtime.session import build_spark_session
 from eventlake.runtime.storage_checks import state_partitions_note
 
@@ -141,7 +142,9 @@ def run_queries(spark: SparkSession, settings: Settings, job: str, plan_queries:
             # Spark itself only logs a warning among its own when it keeps the checkpoint's value.
             if note := state_partitions_note(spark, query, checkpoint):
                 print(f"{job}: {note}", flush=True)
-        run_plan(plan, queries)
+        # Held while the queries run: table maintenance does not commit to tables a running job writes.
+        with hold_while_running(settings.storage.checkpoint_root):
+            run_plan(plan, queries)
     finally:
         printer.wait_until_reported([str(query.id) for query in queries])
         recorder.close()
