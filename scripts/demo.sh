@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole thing on this machine, from nothing: set up, start the local Kafka broker, send a sample stream
 # (with duplicates, out-of-order, late and malformed records, in two formats and two contract versions), run
-# the analytics job and the ETL job over it, and print what they wrote to Delta. The demo keeps to its own topic and folders (demo-events,
-# data/demo/) and starts them afresh on every run, so it never touches your own tables.
+# the analytics job and the ETL job over it, replay fixable dead letters, and print what they wrote to Delta (read
+# without a JVM). The demo keeps to its own topic and folders (demo-events, data/demo/) and starts them afresh on
+# every run, so it never touches your own tables.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -37,7 +38,12 @@ scripts/query.sh "${demo[@]}" --limit 200 \
 step "reconciliation of the analytics job: every record read is accounted for"
 scripts/reconcile.sh "${demo[@]}"
 
-step "20 events from 40 to 30 minutes ago, after their windows were written; the analytics job again"
+step "dead letters replayed: BAD_TIMESTAMP records (a time without a UTC offset) repaired and sent again, each once"
+scripts/replay.sh "${demo[@]}" --job analytics --fix timestamp_as_utc
+scripts/replay.sh "${demo[@]}" --job analytics --fix timestamp_as_utc  # again: nothing left to send
+
+step "20 events from 40 to 30 minutes ago, after their windows were written; the analytics job again (it reads the
+   replayed copies too)"
 scripts/produce.sh --topic "$topic" --count 20 --seed 8 --span "10 minutes" \
     --start-time "$(date -u -d '40 minutes ago' +%Y-%m-%dT%H:%M:%S)"
 spark-submit jobs/analytics.py "${demo[@]}" --set analytics.max_files_per_trigger=1
@@ -71,6 +77,9 @@ scripts/query.sh "${demo[@]}" \
 
 step "health report: per job figures, and charts in data/demo/health.png"
 scripts/health.sh "${demo[@]}" --out data/demo/health.png
+
+step "table maintenance report: files, small files, log and checkpoint sizes (scripts/maintain.sh optimize|vacuum act)"
+scripts/maintain.sh "${demo[@]}"
 
 printf '\nThe broker keeps running (scripts/kafka.sh stop ends it). Query the tables yourself:\n'
 printf '  scripts/query.sh %s "SELECT * FROM silver_events LIMIT 5"\n' "${demo[*]}"
