@@ -23,7 +23,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from eventlake.pipeline.contract import CONTENT_TYPE_HEADER, EXTRACTOR_MEDIA_TYPES
-from eventlake.runtime.config import parse_duration
+from eventlake.runtime.config import parse_duration, parse_utc_time
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.kafka_admin import librdkafka_options, require_topic
 
@@ -423,15 +423,6 @@ def _wait_until(producer: Any, deadline: float) -> None:
         producer.poll(remaining)
 
 
-def _parse_start_time(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        example = "2026-01-31T12:00:00Z"
-        raise ValueError(f"--start-time: not an ISO-8601 time: {text!r} (write for example {example})") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="scripts/produce.sh",
@@ -467,7 +458,7 @@ def _records(args: argparse.Namespace) -> list[ProducedRecord]:
         span = parse_duration(args.span)
     except ValueError as error:
         raise ValueError(f"--span: {error}") from None
-    start_time = _parse_start_time(args.start_time) if args.start_time else datetime.now(UTC) - span
+    start_time = parse_utc_time(args.start_time, "--start-time") if args.start_time else datetime.now(UTC) - span
     return generate_records(
         args.count,
         args.seed,

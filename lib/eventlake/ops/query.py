@@ -38,7 +38,7 @@ from eventlake.pipeline.job_tables import (
     read_every_job,
     shared_tables_of_earlier_versions,
 )
-from eventlake.runtime.config import ConfigError, load_settings
+from eventlake.runtime.config import ConfigError, load_settings, parse_utc_time
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.session import build_spark_session, jvm_view
 
@@ -164,14 +164,10 @@ def write_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], output: st
 
 
 def _as_of(arguments: argparse.Namespace) -> AsOf:
-    moment = None
-    if arguments.as_of_time:
-        try:
-            moment = datetime.fromisoformat(arguments.as_of_time)
-        except ValueError:
-            raise ConfigError(
-                f"--as-of-time {arguments.as_of_time!r}: give a time like 2026-12-03 14:00:00 (UTC)"
-            ) from None
+    try:
+        moment = parse_utc_time(arguments.as_of_time, "--as-of-time") if arguments.as_of_time else None
+    except ValueError as problem:
+        raise ConfigError(str(problem)) from None
     return AsOf(version=arguments.as_of_version, time=moment)
 
 

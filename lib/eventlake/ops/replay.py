@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -35,6 +34,7 @@ import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from deltalake import DeltaTable, write_deltalake
 
+from eventlake.ops.lake import local_root
 from eventlake.ops.replay_fixes import FIXES, CannotFix, Fix, fix_named
 from eventlake.pipeline.analytics import EVENTS_TABLE as ANALYTICS_EVENTS
 from eventlake.pipeline.analytics import JOB as ANALYTICS_JOB
@@ -42,7 +42,7 @@ from eventlake.pipeline.contract import CONTENT_TYPE_HEADER
 from eventlake.pipeline.etl import BRONZE_TABLE
 from eventlake.pipeline.etl import JOB as ETL_JOB
 from eventlake.pipeline.job_tables import DEAD_LETTERS, job_table
-from eventlake.runtime.config import ConfigError, Settings, load_settings
+from eventlake.runtime.config import ConfigError, Settings, load_settings, parse_utc_time
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.kafka_admin import librdkafka_options, require_topic
 
@@ -135,14 +135,6 @@ class ReplayReport:
 # ---- reading the tables (delta-rs, no JVM) ----
 
 
-def _is_local(root: str) -> bool:
-    return "://" not in root or root.startswith("file://")
-
-
-def _local_path(root: str) -> Path:
-    return Path(root.removeprefix("file://"))
-
-
 def _table_path(tables_root: str, table: str) -> str:
     return f"{tables_root.rstrip('/')}/{table}"
 
@@ -151,10 +143,10 @@ def dead_letter_tables(tables_root: str, jobs: Sequence[str] = ()) -> dict[str, 
     """Job -> path of the dead letters table of each of ``jobs``, or of every job under a local ``tables_root``
     when ``jobs`` is empty. Raises EnvironmentProblem naming a table that is missing."""
     if not jobs:
-        if not _is_local(tables_root):
+        root = local_root(tables_root)
+        if root is None:
             raise EnvironmentProblem(f"name the jobs with --job: the tables under {tables_root} cannot be listed here")
         suffix = f"_{DEAD_LETTERS}"
-        root = _local_path(tables_root)
         found = sorted(p.name for p in root.glob(f"*{suffix}") if (p / "_delta_log").is_dir()) if root.is_dir() else []
         if not found:
             raise EnvironmentProblem(f"no dead letters tables under {tables_root} (run a job first)")
@@ -450,8 +442,8 @@ def new_run_id() -> str:
 def _one_replay_at_a_time(tables_root: str) -> Iterator[None]:
     """Hold a lock while a run reads and writes ``dead_letter_replays``: a second run at the same time would take
     the first one's intents for a crashed run's. Local tables roots only; elsewhere, run one replay at a time."""
-    root = _local_path(tables_root)
-    if not _is_local(tables_root) or not root.is_dir():
+    root = local_root(tables_root)
+    if root is None or not root.is_dir():
         yield
         return
     with open(root / f".{REPLAYS_TABLE}.lock", "w") as lock:
@@ -698,15 +690,6 @@ def _found_among(path: str, wanted: set[Coordinates]) -> set[Coordinates]:
 # ---- the command ----
 
 
-def _time(text: str, option: str) -> datetime:
-    """An ISO-8601 time; without an offset it is UTC."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{option}: not an ISO-8601 time: {text!r} (write for example 2026-01-31T12:00:00Z)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="scripts/replay.sh",
@@ -737,8 +720,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         selection = Selection(
             jobs=tuple(args.jobs),
             error_codes=tuple(args.error_codes),
-            since=_time(args.since, "--since") if args.since else None,
-            until=_time(args.until, "--until") if args.until else None,
+            since=parse_utc_time(args.since, "--since") if args.since else None,
+            until=parse_utc_time(args.until, "--until") if args.until else None,
             time_column=args.time_column,
         )
         report = replay(settings, selection, fix_name=args.fix, to_topic=args.topic, dry_run=args.dry_run)

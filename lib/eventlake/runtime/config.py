@@ -13,7 +13,7 @@ import tomllib
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,16 @@ def parse_duration(text: str) -> timedelta:
     if match is None or match.group(2).lower() not in _UNIT_SECONDS:
         raise ValueError(f"not a duration: {text!r} (write for example '10 minutes' or '30 seconds')")
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+
+
+def parse_utc_time(text: str, option: str) -> datetime:
+    """An ISO-8601 time given as ``option`` on a command line (``2026-12-03T14:00:00Z``, ``2026-12-03 14:00``);
+    one without an offset is UTC. A ValueError naming ``option`` and an example otherwise."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{option}: not an ISO-8601 time: {text!r} (write for example 2026-01-31T12:00:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def spark_interval(duration: timedelta) -> str:
