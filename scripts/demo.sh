@@ -60,8 +60,8 @@ spark-submit jobs/etl.py "${demo[@]}" --set kafka.max_offsets_per_trigger=2500
 
 step "silver_events by day and type: events, contract versions, enrichment"
 scripts/query.sh "${demo[@]}" \
-    "SELECT event_date, event_type, count(*) AS events, count_if(schema_version = '2') AS version_2,
-            count_if(enriched) AS enriched, count_if(NOT enriched) AS dimension_misses
+    "SELECT event_date, event_type, count(*) AS events, count(*) FILTER (WHERE schema_version = '2') AS version_2,
+            count(*) FILTER (WHERE enriched) AS enriched, count(*) FILTER (WHERE NOT enriched) AS dimension_misses
      FROM silver_events GROUP BY event_date, event_type ORDER BY event_date, event_type"
 
 step "records in bronze, events in silver"
