@@ -3,10 +3,14 @@
 
 # Spark's version must equal the pyspark pin in pyproject.toml (scripts/check_container.sh checks it).
 # Its images are built on Ubuntu 22.04, whose python3 is 3.10; eventlake needs 3.11 (tomllib): see below.
-FROM spark:4.2.0-scala2.13-java17-python3-ubuntu AS spark
+# scripts/container.sh builds on stand-ins made from Debian's packages and pip (container/*.Containerfile),
+# for machines that cannot pull these: --build-arg SPARK_IMAGE=... --build-arg MAVEN_IMAGE=...
+ARG SPARK_IMAGE=spark:4.2.0-scala2.13-java17-python3-ubuntu
+ARG MAVEN_IMAGE=maven:3.9-eclipse-temurin-17
+FROM ${SPARK_IMAGE} AS spark
 
 # The Kafka connector, Delta and their dependencies, from the same pom as scripts/setup.sh.
-FROM maven:3.9-eclipse-temurin-17 AS maven-jars
+FROM ${MAVEN_IMAGE} AS maven-jars
 WORKDIR /build
 COPY conf/jars/spark.pom.xml pom.xml
 RUN mvn -q -B dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=/build/jars

@@ -100,8 +100,15 @@ pyspark = next((pin.group(1) for pin in pins if pin), None)
 if pyspark is None:
     problems.append("pyproject.toml: no pyspark==VERSION pin among the dependencies")
 images = re.findall(r"^FROM\s+(?:--platform=\S+\s+)?(?:apache/)?spark:(\S+)", dockerfile, re.MULTILINE | re.IGNORECASE)
+# Or the default of a build argument the FROM names (the stand-ins of scripts/container.sh replace it).
+images += re.findall(r"^ARG\s+SPARK_IMAGE=(?:apache/)?spark:(\S+)", dockerfile, re.MULTILINE | re.IGNORECASE)
 if not images:
-    problems.append("Dockerfile: no FROM spark:TAG (the official Spark image)")
+    problems.append("Dockerfile: no FROM spark:TAG or ARG SPARK_IMAGE=spark:TAG (the official Spark image)")
+standin = folder / "container" / "spark-standin.Containerfile"
+if standin.exists():
+    found = re.search(r"^ARG\s+SPARK_VERSION=(\S+)", standin.read_text(), re.MULTILINE)
+    if pyspark and (found is None or found.group(1) != pyspark):
+        problems.append(f"container/spark-standin.Containerfile: SPARK_VERSION is not pyproject.toml's pyspark {pyspark}")
 for tag in images:
     if pyspark and tag.split("-")[0] != pyspark:
         problems.append(f"Dockerfile: the image spark:{tag} is Spark {tag.split('-')[0]}, but pyproject.toml pins pyspark {pyspark}")

@@ -93,7 +93,7 @@ def test_a_config_or_copy_source_missing_from_the_image_fails(copy):
 
 
 def test_a_spark_image_other_than_the_pyspark_pin_fails(copy):
-    edit(copy / "Dockerfile", "FROM spark:4.2.0-", "FROM spark:4.1.1-")
+    edit(copy / "Dockerfile", "ARG SPARK_IMAGE=spark:4.2.0-", "ARG SPARK_IMAGE=spark:4.1.1-")
     result = check(copy)
     assert result.returncode == 1
     assert "is Spark 4.1.1, but pyproject.toml pins pyspark 4.2.0" in result.stdout
