@@ -119,6 +119,6 @@ local_job analytics >/dev/null
 local_job etl >/dev/null
 
 step "the container's tables read from outside: equal to the local run's, and reconciled"
-.venv/bin/python -m eventlake.local.container "$work/lake/tables" "$work/local/tables"
+.venv/bin/python -m eventlake.ops.compare_tables "$work/lake/tables" "$work/local/tables"
 scripts/reconcile.sh --set "storage.tables_root=$work/lake/tables" --set "storage.checkpoint_root=$work/lake/checkpoints"
 step "done in $(( $(date +%s) - started )) s"

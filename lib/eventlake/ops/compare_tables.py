@@ -1,7 +1,7 @@
-"""Compare the tables a container run wrote with those of a local run of the same jobs over the same topic,
+"""Compare the tables two runs of the same jobs over the same topic wrote (a container run and a local one),
 row for row, without a JVM (delta-rs + DuckDB): ``scripts/container.sh`` ends with it.
 
-    python -m eventlake.local.container CONTAINER_TABLES LOCAL_TABLES
+    python -m eventlake.ops.compare_tables CONTAINER_TABLES LOCAL_TABLES
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def differences(first_root: str, second_root: str, tables: Sequence[str] = COMPA
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eventlake.local.container", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m eventlake.ops.compare_tables", description=__doc__.splitlines()[0])
     parser.add_argument("first_root")
     parser.add_argument("second_root")
     args = parser.parse_args(argv)
