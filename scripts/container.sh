@@ -48,7 +48,9 @@ step "tools: podman, debootstrap, runc (Debian's packages), the project's setup"
 missing=()
 for tool in podman debootstrap runc; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if [ ${#missing[@]} -gt 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+    echo "installing ${missing[*]} with apt-get"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 bash scripts/setup.sh >/dev/null
 podman --version
