@@ -45,6 +45,9 @@ run() {
 # DL3066 (prefer numeric user ids) is left out: the image uses its base's named users, root and spark
 # (uid 185), as Spark's own Dockerfiles do.
 run "hadolint Dockerfile" "$venv/hadolint" --no-color --ignore DL3066 "$dir/Dockerfile"
+for standin in "$dir"/container/*.Containerfile; do
+    [ -e "$standin" ] && run "hadolint ${standin#"$dir"/}" "$venv/hadolint" --no-color --ignore DL3066 "$standin"
+done
 run "compose.yaml schema" "$venv/check-jsonschema" --builtin-schema vendor.compose-spec "$dir/compose.yaml"
 run "cross-file checks" "$venv/python" - "$dir" <<'EOF'
 import fnmatch
