@@ -90,7 +90,7 @@ def test_optimize_is_refused_while_a_job_may_write(spark, settings, capsys):
     with maintenance_lock(settings.storage.checkpoint_root) as free, pytest.raises(Exception) as error:
         assert free
         with hold_while_running(settings.storage.checkpoint_root):
-            pass
+            pytest.fail("a job took the running lock while maintenance held it")
     assert "table maintenance is running" in str(error.value)
 
     assert maintenance.run(settings, command("optimize", force=True), spark) == 0

@@ -233,7 +233,7 @@ def test_a_run_that_stopped_before_sending_is_released_and_the_next_run_sends_it
     write_deltalake(job_settings.storage.table_path("analytics_dead_letters"), dead_letters_table(fresh_topic, values))
 
     class StopBeforeSending(RuntimeError):
-        pass
+        """The run stops here, as a crash after its intents and before its first record would."""
 
     def stop_before_sending(*_args, **_kwargs):
         raise StopBeforeSending
