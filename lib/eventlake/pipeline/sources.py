@@ -6,6 +6,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 
 from eventlake.runtime.config import KafkaSettings, resolve_secret, spark_interval
+from eventlake.runtime.hadoop_files import HadoopFiles
 
 
 def kafka_client_options(kafka: KafkaSettings) -> dict[str, str]:
@@ -44,8 +45,20 @@ def read_kafka_stream(spark: SparkSession, kafka: KafkaSettings) -> DataFrame:
 def read_delta_stream(spark: SparkSession, table_path: str, max_files_per_trigger: int = 0) -> DataFrame:
     """A streaming DataFrame of the rows appended to the Delta table at ``table_path``, from its first
     version on (or from the checkpoint's position); a batch reads at most ``max_files_per_trigger`` files
-    (0: Delta's default)."""
+    (0: Delta's default).
+
+    A new query reads the table's commits from version 0 when the log still has them, instead of Delta's
+    "initial snapshot" (a Spark job that lists and sorts the table's files before the first batch): the
+    same rows of an append-only table, found 3 to 6 s sooner on a cold job (docs/performance.md). A query
+    with a checkpoint resumes from its offsets, where Delta ignores ``startingVersion``.
+
+    Example::
+
+        events = read_delta_stream(spark, "data/tables/analytics_events", max_files_per_trigger=1)
+    """
     reader = spark.readStream.format("delta")
+    if HadoopFiles(spark).exists(f"{table_path.rstrip('/')}/_delta_log/{0:020d}.json"):
+        reader = reader.option("startingVersion", 0)
     if max_files_per_trigger > 0:
         reader = reader.option("maxFilesPerTrigger", max_files_per_trigger)
     return reader.load(table_path)
