@@ -32,30 +32,11 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 
 from eventlake.ops.lake import AsOf, Lake
-from eventlake.pipeline.job_tables import (
-    EVERY_JOB_TABLES,
-    job_table,
-    read_every_job,
-    shared_tables_of_earlier_versions,
-)
+from eventlake.ops.tables_root import delta_tables
+from eventlake.pipeline.job_tables import EVERY_JOB_TABLES, read_every_job
 from eventlake.runtime.config import ConfigError, load_settings, parse_utc_time
 from eventlake.runtime.errors import EnvironmentProblem
-from eventlake.runtime.session import build_spark_session, jvm_view
-
-
-def delta_tables(spark: SparkSession, tables_root: str) -> dict[str, str]:
-    """Table name -> path of every Delta table directly under ``tables_root`` (any Hadoop file system)."""
-    jvm = jvm_view(spark)
-    root = jvm.org.apache.hadoop.fs.Path(tables_root)
-    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    if not fs.exists(root):
-        return {}
-    tables = {}
-    for status in fs.listStatus(root):
-        path = status.getPath()
-        if status.isDirectory() and fs.exists(jvm.org.apache.hadoop.fs.Path(path, "_delta_log")):
-            tables[path.getName()] = path.toString()
-    return dict(sorted(tables.items()))
+from eventlake.runtime.session import build_spark_session
 
 
 def register_tables(spark: SparkSession, tables_root: str, as_of: AsOf | None = None) -> dict[str, str]:
@@ -75,20 +56,6 @@ def register_tables(spark: SparkSession, tables_root: str, as_of: AsOf | None = 
         if name not in tables and every_job is not None:
             every_job.createOrReplaceTempView(name)
     return tables
-
-
-def require_tables_of_this_version(spark: SparkSession, tables_root: str, job: str) -> None:
-    """Stop a job whose tables root holds the tables that earlier versions shared between the jobs: this
-    version writes each job's own (see :mod:`eventlake.pipeline.job_tables`)."""
-    shared = shared_tables_of_earlier_versions(delta_tables(spark, tables_root))
-    if shared:
-        own = ", ".join(job_table(job, name) for name in shared)
-        raise EnvironmentProblem(
-            f"{tables_root} holds {', '.join(shared)}, which earlier versions of eventlake shared between the jobs;"
-            f" this version writes each job's own ({own}), because two jobs committing to one Delta table can lose"
-            " a commit. Start on new storage.tables_root and storage.checkpoint_root folders"
-            " (docs/running.md, 'Upgrading')"
-        )
 
 
 DESCRIBE_COLUMNS = ("table", "version", "rows", "columns", "path")

@@ -13,7 +13,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from eventlake.ops.metrics import MetricsRecorder, metrics_table
 from eventlake.ops.progress import ProgressPrinter
-from eventlake.ops.query import require_tables_of_this_version
+from eventlake.ops.tables_root import require_tables_of_this_version
 from eventlake.runtime.config import ConfigError, Settings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.kafka_admin import require_topic
