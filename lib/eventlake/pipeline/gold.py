@@ -57,7 +57,7 @@ from eventlake.pipeline.sinks import (
     BATCH_COLUMNS,
     BATCH_COLUMNS_SCHEMA,
     BatchWriter,
-    ensure_table,
+    ensure_tables,
     start_batch_stream,
 )
 from eventlake.pipeline.sources import read_delta_stream, read_kafka_stream
@@ -500,12 +500,16 @@ def gold_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
         writer=BatchWriter.for_checkpoint(spark, windows_query, windows_checkpoint, windows_id),
         late=late_capture(gold, source.id_column, dimensions, events_path) if gold.late_events else None,
     )
-    if gold.late_events:  # there from the start, empty until an event is late: a table to query, always
-        ensure_table(spark, storage.table_path(job_table(job, LATE_EVENTS)), late_events_schema(source.columns))
+    # Made before the queries start, at the same time: the events table (the windows query streams it from
+    # its first version), the late events (empty until an event is late: a table to query, always) and the
+    # heartbeats of a job that closes its windows when the topic is quiet.
+    new_tables: dict[str, str] = {}
+    if gold.late_events:
+        new_tables[storage.table_path(job_table(job, LATE_EVENTS))] = late_events_schema(source.columns)
     heartbeats_path = storage.table_path(job_table(job, HEARTBEATS))
     heartbeat_source = streams_heartbeats(spark, windows_checkpoint, gold.idle_timeout)
     if heartbeat_source:
-        ensure_table(spark, heartbeats_path, HEARTBEATS_SCHEMA)
+        new_tables[heartbeats_path] = HEARTBEATS_SCHEMA
 
     def start_windows() -> StreamingQuery:
         events = read_delta_stream(spark, events_path, gold.max_files_per_trigger)
@@ -528,6 +532,8 @@ def gold_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     starts: tuple[Callable[[], StreamingQuery | None], ...] = (start_windows, start_windows_if_quiet)
     if not gold.source.table:
         starts = (_intake_start(spark, settings, source, events_table), *starts)
+        new_tables[events_path] = f"{_ddl(source.columns)}, {BATCH_COLUMNS_SCHEMA}"
+    ensure_tables(spark, new_tables)
     tick = None
     if gold.idle_timeout is not None and not in_turn:
         quiet = QuietTopic(
@@ -588,13 +594,11 @@ def _intake_start(
     spark: SparkSession, settings: Settings, source: EventSource, events_table: str
 ) -> Callable[[], StreamingQuery]:
     """The start of the intake query: the topic parsed with the source's contract into ``events_table``, the
-    dead letters and the intake counts. Creates the events table (the windows query streams it from its
-    first version) and claims the intake's checkpoint."""
+    dead letters and the intake counts. Claims the intake's checkpoint (the caller makes ``events_table``)."""
     gold, storage, retry = settings.gold, settings.storage, settings.retry
     job, query = gold.name, f"{gold.name}_intake"
     checkpoint = storage.checkpoint_path(job, "intake")
     checkpoint_id = claim_checkpoint(spark, checkpoint, job, "intake", settings.kafka.topic)
-    ensure_table(spark, storage.table_path(events_table), f"{_ddl(source.columns)}, {BATCH_COLUMNS_SCHEMA}")
     writer = BatchWriter.for_checkpoint(spark, query, checkpoint, checkpoint_id)
     write_intake = partial(
         write_intake_batch, job=job, storage=storage, writer=writer, retry=retry,
