@@ -120,12 +120,28 @@ write_spark_defaults() {
     cp conf/log4j2.properties "$conf_dir/log4j2.properties"
 }
 
+# The virtual environment is made in the background while Maven fetches the jars: on a fresh machine each
+# is minutes of downloads. venv_ready waits for it (once) and stops setup if it failed.
+venv_job=""
+venv_status=""
+venv_ready() {
+    if [ -z "$venv_status" ]; then
+        venv_status=0
+        wait "$venv_job" || venv_status=$?
+    fi
+    [ "$venv_status" = 0 ] || die "the virtual environment could not be set up (see the messages above)"
+}
+
+drop_jars_once_venv_is_ready() { venv_ready; drop_jars_spark_ships "$1"; }
+
 main() {
     ensure_java
     ensure_maven
-    ensure_venv
-    fetch_jars conf/jars/spark.pom.xml jars/spark drop_jars_spark_ships
+    ensure_venv &
+    venv_job=$!
     fetch_jars conf/jars/kafka-broker.pom.xml jars/kafka
+    fetch_jars conf/jars/spark.pom.xml jars/spark drop_jars_once_venv_is_ready
+    venv_ready
     write_spark_defaults
     say "ready: $(ls jars/spark/*.jar | wc -l) Spark jars, $(ls jars/kafka/*.jar | wc -l) broker jars, $(.venv/bin/python --version)"
 }
