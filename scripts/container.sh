@@ -4,21 +4,24 @@
 # Dockerfile starts from (container/*.Containerfile), builds the project's image with the Dockerfile, runs
 # jobs/analytics.py and jobs/etl.py in it against the local broker with the tables on a mounted folder, runs
 # the same jobs locally over the same topic, and compares the two table sets row for row and reconciles the
-# container's from outside. Prints each step's time. Images already built are kept (--rebuild builds again).
+# container's from outside. Prints each step's time. Images already built are kept (--rebuild builds again);
+# --build-only stops once the images are built (the test suite builds them while other tests run).
 #
-#   scripts/container.sh [--rebuild] [--events N]
+#   scripts/container.sh [--rebuild] [--build-only] [--events N]
 #
 # Needs root (apt-get, debootstrap, rootful podman). Files in data/container/ (git-ignored).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 rebuild=0
+build_only=0
 events=2000
 while [ $# -gt 0 ]; do
     case "$1" in
         --rebuild) rebuild=1 ;;
+        --build-only) build_only=1 ;;
         --events) events=$2; shift ;;
-        *) echo "usage: scripts/container.sh [--rebuild] [--events N]" >&2; exit 2 ;;
+        *) echo "usage: scripts/container.sh [--rebuild] [--build-only] [--events N]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -88,6 +91,11 @@ fi
 step "the project's image: $image, from the Dockerfile unchanged but for its two base images"
 "${podman_[@]}" build -q --network host "${limits[@]}" --build-arg "SPARK_IMAGE=$spark_image" \
     --build-arg "MAVEN_IMAGE=$maven_image" -f Dockerfile -t "$image" .
+
+if [ "$build_only" = 1 ]; then
+    step "built in $(( $(date +%s) - started )) s"
+    exit 0
+fi
 
 step "broker and topic $topic: $events sample events (duplicates, late and malformed ones among them)"
 if ! scripts/kafka.sh status >/dev/null 2>&1; then

@@ -29,7 +29,7 @@ from .helpers import PROJECT_ROOT, venv_environment
 
 ANALYTICS_DEAD_LETTERS = job_table("analytics", DEAD_LETTERS_TABLE)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 SPARK_SUBMIT = PROJECT_ROOT / ".venv" / "bin" / "spark-submit"
 # Everything a dead letter holds except the time it was written.
