@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Benchmarks (not tests): scripts/bench.sh throughput|batches|profile|latency|ysb|ops [options]
-#   throughput: eventlake against the raw Kafka and Spark limits, the lesson's consumer and quixstreams,
-#               on one backlog of 2 million events (about 250 bytes each) - about half an hour on 2 cores;
+#   throughput: eventlake against the raw Kafka and Spark limits, the lesson's consumer, quixstreams and
+#               Flink SQL, on one backlog of 2 million events (about 250 bytes each) - about half an hour on 2 cores;
 #   batches:    the time of one micro-batch per job at 500, 2,500 and 50,000 records a batch, beside spark-plain;
 #   profile:    where one micro-batch's time goes, to the millisecond, per job (Spark's phases, each Delta write);
 #   latency:    end-to-end latency percentiles at steady producer rates, for ETL silver and for windows;
 #   ysb:        the gold job on 1 million Yahoo Streaming Benchmark ad events: events/s per core, beside the
-#               published YSB figures per core;
+#               published YSB figures per core (--with-flink: the same query in Flink SQL on the same topic);
 #   ops:        time to first answer of query.sh (delta-rs + DuckDB beside Spark SQL), reconcile, health and
 #               completeness, on the demo's tables (no broker needed).
 # Sets up what is missing (the benchmark's own Python packages too) and starts the local broker if needed.

@@ -13,7 +13,9 @@ from a cold start with a fresh consumer group or fresh checkpoints:
   a timestamp regex, two streaming queries each reading the topic, Delta's defaults);
 - ``eventlake-analytics`` and ``eventlake-etl``: ``spark-submit jobs/*.py`` with ``availableNow``;
 - ``lesson``: the lesson's kafka-python consumer (per-record processing and commit), on a prefix;
-- ``quixstreams``: the same deduplicated windowed count with quixstreams.
+- ``quixstreams``: the same deduplicated windowed count with quixstreams;
+- ``flink``: the same in Flink SQL (``flink_peer.py``: PyFlink, a local mini cluster of parallelism 2, in an
+  environment of its own that its first run installs, before anything is measured).
 
 Each process is measured from outside: wall time (cold start included), CPU seconds of the process and the
 children it waited for (``wait4``), peak resident memory of its whole process tree (sampled every 0.2 s).
@@ -49,7 +51,7 @@ SPARK_SUBMIT = str(Path(PYTHON).parent / "spark-submit")
 BENCH = ROOT / "scripts" / "bench"
 CONTENDERS = (
     "kafka-perf", "python-read", "spark-batch", "spark-plain", "eventlake-analytics", "eventlake-etl", "lesson",
-    "quixstreams",
+    "quixstreams", "flink",
 )
 REFERENCE = "eventlake-analytics"
 # Generated in chunks so that two million records never sit in memory at once.
@@ -225,7 +227,23 @@ def contender_command(name: str, backlog: Backlog, run_dir: Path, args: argparse
         return [PYTHON, str(BENCH / "quix_peer.py"), *common, *peer_watermark,
                 "--state-dir", str(run_dir / name / "state")], \
             "quixstreams: dedupe state + 5-minute windows"
+    if name == "flink":
+        # Flink's Kafka source keeps a watermark per partition: the Spark job's 10 minutes count every event.
+        return [PYTHON, str(BENCH / "flink_peer.py"), *common, "--workload", "analytics",
+                "--state-dir", str(run_dir / name / "state"), "--out-dir", str(run_dir / name / "out")], \
+            "Flink SQL (PyFlink, local, parallelism 2): dedupe + 5-minute windows -> CSV files, exactly once"
     raise ValueError(f"unknown contender {name!r}; known: {', '.join(CONTENDERS)}")
+
+
+def prepare_flink() -> None:
+    """Make the Flink contender's environment (its own virtual environment, the Kafka connector) outside any
+    measurement; the first time it downloads about 800 MB. EnvironmentProblem when it cannot."""
+    print("bench: preparing the Flink contender's environment", file=sys.stderr, flush=True)
+    done = subprocess.run([PYTHON, str(BENCH / "flink_peer.py"), "--setup-only"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines()
+        raise EnvironmentProblem(said[-1] if said else f"flink_peer.py --setup-only: exit code {done.returncode}")
 
 
 def _perf_records(stdout: str) -> tuple[int, dict[str, Any]]:
@@ -255,6 +273,8 @@ def measure(name: str, backlog: Backlog, run_dir: Path, args: argparse.Namespace
     measurement = Measurement(name, what, records, megabytes, wall, cpu, peak / 1e6, code, result)
     if code != 0:
         measurement.note = f"exit code {code}; see {run_dir / 'logs' / name}.err"
+    elif name == "flink" and records != backlog.records:
+        measurement.note = f"read {records} of {backlog.records} records"
     print(
         f"bench: {name}: {records:,} records in {wall:.1f} s = {measurement.events_per_second:,.0f} events/s, "
         f"CPU {cpu:.1f} s, peak {peak / 1e6:,.0f} MB", file=sys.stderr, flush=True,
@@ -375,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stamp, run_dir = make_run_dir(args.run_dir, "throughput")
     try:
+        if "flink" in names:
+            prepare_flink()
         if args.topic:
             backlog = Backlog(
                 args.bootstrap_servers, args.topic, args.partitions, args.events, args.events * 250 / 1e6, 0.0

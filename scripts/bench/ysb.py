@@ -1,6 +1,7 @@
 """YSB benchmark: the gold job on the Yahoo Streaming Benchmark's ad events, per core, beside published figures.
 
     scripts/bench.sh ysb [--events 1000000] [--cores N] [--partitions 4] [--rate 10000] [--job-set KEY=VALUE]
+                         [--with-flink]
 
 Makes sure the local broker answers (starting it when it is down, and stopping it at the end only then),
 creates a fresh topic (``ysb-<time>``), produces ``--events`` ad events in YSB's published JSON form
@@ -19,6 +20,11 @@ with records to the end of the job's last batch, from the queries' progress repo
 seconds / cores. Prints both, then the published YSB figures per core (see PUBLISHED) beside them, and writes
 the same as JSON. The expected answer (views per campaign and 10-second window) is counted independently and
 kept in the JSON for a check of the gold table.
+
+With ``--with-flink`` the same topic is then read by the same query in Flink SQL (``flink_peer.py --workload
+ysb``: PyFlink, a local mini cluster of parallelism 2, exactly-once checkpoints, CSV files), measured the same
+way from outside and from the job's submission to its end; its output is checked against the expected answer
+window by window, and its row is printed beside the gold job's.
 """
 
 from __future__ import annotations
@@ -34,7 +40,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from throughput import BENCH, ROOT, SPARK_SUBMIT, last_json, machine, make_run_dir, run_measured, with_notes
+import flink_peer
+from throughput import (
+    BENCH,
+    PYTHON,
+    ROOT,
+    SPARK_SUBMIT,
+    last_json,
+    machine,
+    make_run_dir,
+    prepare_flink,
+    run_measured,
+    with_notes,
+)
 
 from eventlake.local import broker as local_broker
 from eventlake.local import ysb
@@ -113,6 +131,40 @@ class YsbRun:
     @property
     def processing_events_per_second(self) -> float | None:
         return self.events / self.processing_seconds if self.processing_seconds else None
+
+
+@dataclass
+class FlinkRun:
+    """The Flink SQL job's run on the same topic (``flink_peer.py --workload ysb``)."""
+
+    events: int
+    cores: int = flink_peer.PARALLELISM
+    wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    exit_code: int = -1
+    processing_seconds: float | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def wall_events_per_second(self) -> float:
+        return self.events / self.wall_seconds if self.wall_seconds else 0.0
+
+    @property
+    def processing_events_per_second(self) -> float | None:
+        return self.events / self.processing_seconds if self.processing_seconds else None
+
+
+def compare_windows(expected: dict[tuple[str, int], int], got: dict[tuple[str, int], int]) -> str:
+    """"" when ``got`` is ``expected``, else what differs, in a few words."""
+    if got == expected:
+        return ""
+    missing = len(expected.keys() - got.keys())
+    extra = len(got.keys() - expected.keys())
+    wrong = sum(1 for key in expected.keys() & got.keys() if expected[key] != got[key])
+    return (f"{len(got)} campaign windows with {sum(got.values())} views, {len(expected)} with "
+            f"{sum(expected.values())} expected: {missing} missing, {extra} extra, {wrong} with another count")
 
 
 def processing_span(batches: dict[str, list[dict[str, Any]]]) -> tuple[float, str] | None:
@@ -223,37 +275,93 @@ def run_job(args: argparse.Namespace, run: YsbRun, run_dir: Path) -> None:
         run.note = (run.note + "; " if run.note else "") + f"intake_batches holds {run.records_read} records"
 
 
+def flink_command(args: argparse.Namespace, topic: str, run_dir: Path) -> list[str]:
+    """``flink_peer.py --workload ysb`` on the run's topic, its outputs kept under ``<run>/flink``."""
+    return [
+        PYTHON, str(BENCH / "flink_peer.py"), "--workload", "ysb", "--bootstrap-servers", args.bootstrap_servers,
+        "--topic", topic, "--group", f"bench-flink-{topic}", "--expected", str(args.events),
+        "--campaigns", str(Path(args.campaigns).resolve()), "--state-dir", str(run_dir / "flink" / "state"),
+        "--out-dir", str(run_dir / "flink" / "out"),
+    ]
+
+
+def run_flink(args: argparse.Namespace, topic: str, run_dir: Path, expected: dict[tuple[str, int], int]) -> FlinkRun:
+    """Run the Flink SQL job on the topic, measured as the gold job is, and check its output."""
+    command = flink_command(args, topic, run_dir)
+    print(f"bench: running {shlex.join(command)}", file=sys.stderr, flush=True)
+    code, wall, cpu, peak, stdout = run_measured(command, run_dir / "logs", "flink")
+    run = FlinkRun(args.events, wall_seconds=wall, cpu_seconds=cpu, peak_rss_mb=peak / 1e6, exit_code=code)
+    run.result = last_json(stdout)
+    if code != 0:
+        said = (run_dir / "logs" / "flink.err").read_text(errors="replace").strip().splitlines()
+        run.note = f"Flink: exit code {code}{': ' + said[-1] if said else ''}"
+        return run
+    run.processing_seconds = run.result.get("processing_seconds")
+    difference = compare_windows(expected, flink_peer.read_campaign_windows(run_dir / "flink" / "out"))
+    if difference:
+        run.note = f"Flink: {difference}"
+    return run
+
+
 def _figure(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def table(run: YsbRun) -> str:
-    """The run, then the published figures per core with the run's per-core rate as a fraction of each (from
-    the first batch to the end when the batches are known, else from the wall time; none for a failed run)."""
+def _row(job: str, run: YsbRun | FlinkRun) -> tuple[str, float]:
+    """A table row for ``run`` and its per-core rate (from the steady part when known, else the wall time;
+    0 for a failed run)."""
     ok = run.exit_code == 0
     wall = run.wall_events_per_second if ok else None
     processing = run.processing_events_per_second if ok else None
-    per_core = (processing or wall or 0.0) / run.cores
-    lines = [
-        "| events | cores | job wall s | events/s (wall) | per core | first batch → end s | events/s | per core |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {run.events:,} | {run.cores} | {run.wall_seconds:.1f} | {_figure(wall)} | "
+    row = (
+        f"| {job} | {run.events:,} | {run.cores} | {run.wall_seconds:.1f} | {_figure(wall)} | "
         f"{_figure(wall and wall / run.cores)} | {_figure(run.processing_seconds, 1)} | "
-        f"{_figure(processing)} | {_figure(processing and processing / run.cores)} |",
+        f"{_figure(processing)} | {_figure(processing and processing / run.cores)} |"
+    )
+    return row, (processing or wall or 0.0) / run.cores
+
+
+def table(run: YsbRun, flink: FlinkRun | None = None) -> str:
+    """The run (and the Flink run), then the published figures per core with the run's per-core rate as a
+    fraction of each (from the first batch to the end when the batches are known, else from the wall time;
+    none for a failed run)."""
+    gold_row, per_core = _row("eventlake gold", run)
+    lines = [
+        "| job | events | cores | job wall s | events/s (wall) | per core | first batch → end s | events/s "
+        "| per core |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        gold_row,
+    ]
+    flink_per_core = 0.0
+    if flink is not None:
+        flink_row, flink_per_core = _row("Flink SQL", flink)
+        lines.append(flink_row)
+    lines += [
         "",
-        "| published YSB figure | events/s | cores | events/s per core | this run per core ÷ it | setup | source |",
-        "|---|---:|---:|---:|---:|---|---|",
+        "| published YSB figure | events/s | cores | events/s per core | this run per core ÷ it |"
+        + (" Flink here ÷ it |" if flink is not None else "") + " setup | source |",
+        "|---|---:|---:|---:|---:|" + ("---:|" if flink is not None else "") + "---|---|",
     ]
     for figure in PUBLISHED:
         ratio = f"{per_core / figure.per_core:.3f}" if per_core else "-"
+        if flink is not None:
+            ratio += f" | {flink_per_core / figure.per_core:.3f}" if flink_per_core else " | -"
         lines.append(
             f"| {figure.system} | {figure.events_per_second:,.0f} | {figure.cores} | {figure.per_core:,.0f} | "
             f"{ratio} | {figure.setup} | {figure.source} |"
         )
+    processing = run.exit_code == 0 and run.processing_events_per_second
+    wall = run.exit_code == 0 and run.wall_events_per_second
     basis = "first batch → end" if processing else "wall time, JVM start included" if wall else ""
     notes = [f"- {run.note}"] if run.note else []
     if basis:
         notes.append(f"- this run per core: {per_core:,.0f} events/s ({basis})")
+    if flink is not None:
+        if flink.note:
+            notes.append(f"- {flink.note}")
+        if flink_per_core:
+            notes.append(f"- Flink SQL per core: {flink_per_core:,.0f} events/s (its first batch → end column: "
+                         "from the job's submission to its end, after the JVM's start and the planning)")
     return with_notes(lines, notes)
 
 
@@ -275,6 +383,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="another config override for the job, e.g. kafka.max_offsets_per_trigger=200000 (repeatable)")
     add("--run-dir", help="where logs, tables and checkpoints go (default: data/bench/ysb-<time>)")
     add("--keep-topic", action="store_true", help="do not delete the topic at the end")
+    add("--with-flink", action="store_true",
+        help="then run the same query in Flink SQL on the same topic (flink_peer.py; installs Flink on first use)")
     args = parser.parse_args(argv)
     if args.events < 1 or args.cores < 1 or args.partitions < 1 or not args.rate > 0:
         parser.error("--events, --cores and --partitions must be at least 1, --rate more than 0")
@@ -291,12 +401,17 @@ def main(argv: list[str] | None = None) -> int:
     topic = f"ysb-{stamp.lower()}"
     started_broker = None
     topic_made = False
+    flink = None
     try:
+        if args.with_flink:
+            prepare_flink()
         started_broker = ensure_broker(args.bootstrap_servers)
         topic_made = create_topic(args.bootstrap_servers, topic, args.partitions, exist_ok=False)
         produce_seconds, start_ms, expected = produce(args, topic)
         run = YsbRun(args.events, args.cores, topic, args.partitions, round(produce_seconds, 1))
         run_job(args, run, run_dir)
+        if args.with_flink:
+            flink = run_flink(args, topic, run_dir, expected)
     except (EnvironmentProblem, ValueError, OSError) as problem:
         print(f"bench: error: {problem}", file=sys.stderr)
         return 2
@@ -320,13 +435,19 @@ def main(argv: list[str] | None = None) -> int:
                      "views_per_campaign_window": [[c, w, n] for (c, w), n in sorted(expected.items())]},
         "published": [{**asdict(figure), "per_core": round(figure.per_core)} for figure in PUBLISHED],
     }
+    if flink is not None:
+        report["flink"] = {**asdict(flink), "command": flink_command(args, topic, run_dir),
+                           "wall_events_per_second": round(flink.wall_events_per_second),
+                           "processing_events_per_second": flink.processing_events_per_second and
+                           round(flink.processing_events_per_second)}
     out = run_dir / "ysb.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(table(run))
+    print(table(run, flink))
     print(f"\nbench: {run.events:,} events, {run.partitions} partitions, local[{run.cores}] on a machine of "
           f"{report['machine']['cores']} cores; expected {sum(expected.values()):,} views in {len(expected):,} "
           f"campaign windows; JSON in {out}")
-    return 0 if run.exit_code == 0 and not run.note else 1
+    flink_ok = flink is None or (flink.exit_code == 0 and not flink.note)
+    return 0 if run.exit_code == 0 and not run.note and flink_ok else 1
 
 
 if __name__ == "__main__":
