@@ -105,8 +105,24 @@ PUBLISHED = (
 )
 
 
+class EventRates:
+    """Events/s of a run with ``events``, ``wall_seconds`` and ``processing_seconds`` (None: not known)."""
+
+    events: int
+    wall_seconds: float
+    processing_seconds: float | None
+
+    @property
+    def wall_events_per_second(self) -> float:
+        return self.events / self.wall_seconds if self.wall_seconds else 0.0
+
+    @property
+    def processing_events_per_second(self) -> float | None:
+        return self.events / self.processing_seconds if self.processing_seconds else None
+
+
 @dataclass
-class YsbRun:
+class YsbRun(EventRates):
     """One run of the gold job on the YSB topic: what it read and what it took."""
 
     events: int
@@ -124,17 +140,9 @@ class YsbRun:
     batches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     note: str = ""
 
-    @property
-    def wall_events_per_second(self) -> float:
-        return self.events / self.wall_seconds if self.wall_seconds else 0.0
-
-    @property
-    def processing_events_per_second(self) -> float | None:
-        return self.events / self.processing_seconds if self.processing_seconds else None
-
 
 @dataclass
-class FlinkRun:
+class FlinkRun(EventRates):
     """The Flink SQL job's run on the same topic (``flink_peer.py --workload ysb``)."""
 
     events: int
@@ -146,14 +154,6 @@ class FlinkRun:
     processing_seconds: float | None = None
     result: dict[str, Any] = field(default_factory=dict)
     note: str = ""
-
-    @property
-    def wall_events_per_second(self) -> float:
-        return self.events / self.wall_seconds if self.wall_seconds else 0.0
-
-    @property
-    def processing_events_per_second(self) -> float | None:
-        return self.events / self.processing_seconds if self.processing_seconds else None
 
 
 def compare_windows(expected: dict[tuple[str, int], int], got: dict[tuple[str, int], int]) -> str:
