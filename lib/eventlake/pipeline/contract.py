@@ -228,7 +228,11 @@ JSON_EXTRACTOR = Extractor(read=_read_json, failure=_json_failure)
 
 
 def _read_key_value(rows: DataFrame, text: Column, name: str) -> DataFrame:
-    return rows.withColumn(name, _key_value_fields(text))
+    # The pairs get a column of their own: every field reads them, and an expression of lambdas written
+    # into each field would be planned (and run) once per field.
+    pairs = f"{name}_pairs"
+    rows = rows.withColumn(pairs, key_value_map(text))
+    return rows.withColumn(name, _key_value_fields(F.col(pairs))).drop(pairs)
 
 
 def key_value_map(text: Column) -> Column:
@@ -253,8 +257,7 @@ def key_value_map(text: Column) -> Column:
     return F.when(well_formed, F.map_from_entries(entries))
 
 
-def _key_value_fields(text: Column) -> Column:
-    pairs_map = key_value_map(text)
+def _key_value_fields(pairs_map: Column) -> Column:
     data = F.transform_keys(
         F.map_filter(pairs_map, lambda key, _value: key.startswith("data.")),
         lambda key, _value: F.substring(key, 6, 1 << 30),
