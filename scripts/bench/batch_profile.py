@@ -11,7 +11,11 @@ each job in this process on it, N records a micro-batch (``availableNow``), timi
 - inside ``addBatch``: the one parse of the batch (``localCheckpoint``), each table's write (the writes to
   dead letters and the job's own tables run at the same time), silver's MERGE;
 - what one small Delta append costs on this machine, by parts: the Parquet write alone, a Delta append,
-  and a Delta append that carries ``txnAppId`` (Delta 4.4 rebuilds the table's state to check it).
+  and a Delta append that carries ``txnAppId`` (Delta 4.4 rebuilds the table's state to check it);
+- with ``--floor``, the floor under the intake's batch: streaming queries on the same topic, the same batch
+  size, that do a prefix of the intake's work (Kafka rows to Spark's ``noop`` sink; the contract's parse to
+  ``noop``; the parse stored by ``foreachBatch``; stored and appended to one Delta table): what Spark and
+  Delta cost per batch here before eventlake adds anything.
 
 Prints the median of the warm batches (the third on) and the first batch, per job. A measuring script:
 it wraps library functions with timers; nothing here is used by the jobs.
@@ -28,15 +32,16 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pyspark.sql.classic.dataframe import DataFrame  # the class a job's DataFrames are (not pyspark.sql's base)
-from pyspark.sql.streaming import StreamingQueryListener
+from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from eventlake.local.producer import generate_records, send_records
-from eventlake.pipeline import analytics, etl, gold, sinks
+from eventlake.pipeline import analytics, contract, etl, gold, sinks, sources
 from eventlake.runtime import runner
 from eventlake.runtime.config import load_settings
 from eventlake.runtime.kafka_admin import create_topic, delete_topic
@@ -164,6 +169,38 @@ def delta_commit_parts(spark, folder: Path, rows: int = 2500, repeats: int = 12)
     return results
 
 
+def floor_queries(spark, settings, folder: Path) -> dict[str, Callable[[], StreamingQuery]]:
+    """Streaming queries that each do a prefix of the analytics intake's batch on the job's Kafka source, by
+    name: Kafka rows to ``noop``; the contract to ``noop``; the contract stored in ``foreachBatch``
+    (``localCheckpoint``, as the intake does); stored, then its valid events appended to one Delta table."""
+    def kafka_rows():
+        return sources.read_kafka_stream(spark, settings.kafka)
+
+    def parsed():
+        return kafka_rows().transform(contract.with_job_clock).transform(contract.parse_events, settings.contract)
+
+    def to_noop(name, rows):
+        return lambda: (rows().writeStream.queryName(name).format("noop")
+                        .option("checkpointLocation", str(folder / name)).trigger(availableNow=True).start())
+
+    def with_batches(name, write_batch):
+        return lambda: sinks.start_batch_stream(parsed(), write_batch, name, str(folder / name), "availableNow")
+
+    def store(batch, _batch_id):
+        batch.localCheckpoint(eager=True)
+
+    def store_and_append(batch, _batch_id):
+        stored = batch.localCheckpoint(eager=True)
+        contract.valid_events(stored).coalesce(1).write.format("delta").mode("append").save(str(folder / "events"))
+
+    return {
+        "floor_kafka_noop": to_noop("floor_kafka_noop", kafka_rows),
+        "floor_contract_noop": to_noop("floor_contract_noop", parsed),
+        "floor_contract_stored": with_batches("floor_contract_stored", store),
+        "floor_stored_one_delta_append": with_batches("floor_stored_one_delta_append", store_and_append),
+    }
+
+
 def run_job(name: str, spark, settings, timings: Timings) -> None:
     plan = analytics.analytics_queries if name == "analytics" else etl.etl_queries
     listener = ProgressTimings(timings)
@@ -200,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", default="analytics,etl")
     parser.add_argument("--late", type=float, default=0.0, metavar="RATIO",
                         help="share of events produced behind the watermark (default: 0)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also run the floor queries on the same topic (Spark and Delta alone, see above)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="another config override, e.g. analytics.late_events=true (repeatable)")
     args = parser.parse_args(argv)
@@ -228,6 +267,14 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
             run_job(job, spark, settings, timings)
             queries += ["analytics_intake", "analytics_windows"] if job == "analytics" else ["etl_ingest"]
+        if args.floor:
+            listener = ProgressTimings(timings)
+            spark.streams.addListener(listener)
+            for name, start in floor_queries(spark, settings, work / "floor").items():
+                print(f"profile: running {name}", file=sys.stderr, flush=True)
+                start().awaitTermination()
+                queries.append(name)
+            spark.streams.removeListener(listener)
         print(report(timings, queries))
         print("\nA small Delta write on this machine, by parts (median ms of 10 warm writes of 2,500 rows):\n")
         print("| write | ms |\n|---|---:|")
