@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from eventlake.pipeline.contract import invalid_records
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE, to_dead_letters
 from eventlake.pipeline.job_tables import INTAKE_BATCHES, job_table
-from eventlake.pipeline.sinks import BatchWriter, fits_one_file, rows_frame, run_together
+from eventlake.pipeline.sinks import BatchWriter, fits_one_file, rows_frame, run_together, stored_with_count
 from eventlake.runtime.config import RetrySettings, StorageSettings
 from eventlake.runtime.retry import with_retries
 
@@ -143,8 +143,7 @@ def write_unparsed_intake_batch(
     """Write one micro-batch of Kafka rows that another query parses: the job's own ``write_records(rows,
     batch_id, records)``, then the intake counts per partition (records and offsets; ``valid`` and ``invalid``
     NULL), each once per batch (``writer``). The rows are read from Kafka once and stored for both."""
-    raw = raw.localCheckpoint(eager=True)
-    records = raw.count()
+    raw, records = stored_with_count(raw)
     if records:
         write_records(raw, batch_id, records)
     _append_intake(raw, batch_id, records, job=job, storage=storage, writer=writer, retry=retry)

@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 from pyspark.sql.types import StructType
@@ -137,15 +137,36 @@ class BatchWriter:
         return not table.where((F.col("writer_id") == self.writer_id) & (F.col("batch_id") == batch_id)).isEmpty()
 
 
-def append_new_rows(
-    rows: DataFrame, batch_id: int, *, table_path: str, table: str, writer: BatchWriter, job: str, retry: RetrySettings
+def stored_with_count(rows: DataFrame) -> tuple[DataFrame, int]:
+    """``rows`` computed once and stored (``localCheckpoint``), and how many they are, counted by the same
+    Spark job: a count of stored rows is a Spark job of its own, about as dear as a small batch's work.
+
+    Example::
+
+        stored, count = stored_with_count(batch)
+        if count:
+            stored.write.format("delta").mode("append").save("data/tables/windows")
+    """
+    observation = Observation()
+    stored = rows.observe(observation, F.count(F.lit(1)).alias("rows")).localCheckpoint(eager=True)
+    return stored, int(observation.get["rows"])
+
+
+def append_stored_rows(
+    rows: DataFrame,
+    count: int,
+    batch_id: int,
+    *,
+    table_path: str,
+    table: str,
+    writer: BatchWriter,
+    job: str,
+    retry: RetrySettings,
 ) -> None:
-    """``foreachBatch`` function: append a micro-batch's rows with ``writer``, retried by ``retry``, and commit
-    nothing when there are none (a batch of a stateful query often closes no window). The rows are computed
-    once and stored: a stateful query's batch must not run twice, and a retried write only writes them again.
-    ``table``: the table's name, for messages."""
-    rows = rows.localCheckpoint(eager=True)
-    count = rows.count()
+    """Append a micro-batch's rows, stored and ``count`` of them (see :func:`stored_with_count`), with ``writer``,
+    retried by ``retry``, and commit nothing when there are none (a batch of a stateful query often closes no
+    window). Stored, because a stateful query's batch must not run twice: a retried write only writes the
+    same rows again. ``table``: the table's name, for messages."""
     if count:
         with_retries(
             lambda: writer.append(rows, table_path, batch_id, one_file=fits_one_file(count)),

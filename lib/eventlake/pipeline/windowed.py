@@ -18,7 +18,14 @@ from pyspark.sql import functions as F
 
 from eventlake.pipeline.intake import BatchCounts
 from eventlake.pipeline.late_events import LateRule, late_events
-from eventlake.pipeline.sinks import BatchWriter, append_new_rows, fits_one_file, rows_frame, run_together
+from eventlake.pipeline.sinks import (
+    BatchWriter,
+    append_stored_rows,
+    fits_one_file,
+    rows_frame,
+    run_together,
+    stored_with_count,
+)
 from eventlake.runtime.config import RetrySettings, StorageSettings
 from eventlake.runtime.retry import with_retries
 from eventlake.runtime.running_batch import batch_input, running_batch
@@ -85,14 +92,14 @@ def write_windows_batch(
     time, the batch's figures (``tables.batches``) and, with ``late``, the events it dropped as late, each
     once (``writer``). All come from the same execution of the batch, so a batch that runs again after a
     crash writes the same rows. A batch that read nothing (it only moved the watermark) has no figures row."""
-    windows = windows.localCheckpoint(eager=True)
+    windows, window_count = stored_with_count(windows)
     batch = running_batch(
         spark, tables.query, batch_id, observed=(WINDOWS_INPUT_ROWS, DEDUPLICATED_ROWS, WINDOWED_ROWS),
         metrics=(DROPPED_LATE_METRIC, DROPPED_DUPLICATES_METRIC),
     )
     write_windows = partial(
-        append_new_rows, windows, batch_id, table_path=storage.table_path(tables.output), table=tables.output,
-        writer=writer, job=tables.job, retry=retry,
+        append_stored_rows, windows, window_count, batch_id, table_path=storage.table_path(tables.output),
+        table=tables.output, writer=writer, job=tables.job, retry=retry,
     )
     if batch.start_offset == batch.end_offset and not batch.observed[WINDOWS_INPUT_ROWS]:
         write_windows()
@@ -103,8 +110,9 @@ def write_windows_batch(
         # The operators dropped no row as late (their metric counts rows, or partial aggregates of them): none
         # to find, and no second read of the batch's files.
         dropped = batch.metrics[DROPPED_LATE_METRIC]
-        late_rows = _late_rows(spark, tables.query, batch_id, batch.late_watermark_ms, late) if dropped else None
-        late_count = late_rows.count() if late_rows is not None else 0
+        late_rows, late_count = (
+            _late_rows(spark, tables.query, batch_id, batch.late_watermark_ms, late) if dropped else (None, 0)
+        )
         if late_rows is not None and late_count:
             writes.append(partial(
                 with_retries,
@@ -141,13 +149,13 @@ def write_windows_batch(
 
 def _late_rows(
     spark: SparkSession, query: str, batch_id: int, watermark_ms: int, late: LateCapture
-) -> DataFrame | None:
-    """The late events of the running batch, computed once and kept (None when no watermark is set yet)."""
+) -> tuple[DataFrame | None, int]:
+    """The late events of the running batch, computed once and kept, and how many they are (None and 0 when no
+    watermark is set yet)."""
     rows = batch_input(spark, query, batch_id, late.events_path) if watermark_ms else None
     if rows is None:
-        return None
-    found = late_events(rows.drop(*late.drop), F.timestamp_millis(F.lit(watermark_ms)), late.rule)
-    return found.localCheckpoint(eager=True)
+        return None, 0
+    return stored_with_count(late_events(rows.drop(*late.drop), F.timestamp_millis(F.lit(watermark_ms)), late.rule))
 
 
 def write_valid_events(

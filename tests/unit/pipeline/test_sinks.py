@@ -4,9 +4,11 @@ import shutil
 from datetime import date
 
 import pytest
+from chispa import assert_df_equality
 from pyspark.errors import AnalysisException
+from pyspark.sql import functions as F
 
-from eventlake.pipeline.sinks import BatchWriter, batch_writer_id, day_ranges, pending_batch
+from eventlake.pipeline.sinks import BatchWriter, batch_writer_id, day_ranges, pending_batch, stored_with_count
 from eventlake.runtime.storage_checks import claim_checkpoint
 
 
@@ -50,3 +52,23 @@ def test_silver_is_searched_within_the_bound_of_each_day_of_a_batch_and_not_betw
     ]
     assert day_ranges([date(9999, 12, 31)], 10**10) == [(date.min, date.max)]
     assert day_ranges([], 1) == []
+
+
+def test_stored_rows_are_counted_by_the_job_that_stores_them(spark):
+    runs = spark.sparkContext.accumulator(0)
+
+    def counted(value):
+        runs.add(1)
+        return value
+
+    once = F.udf(counted, "long")  # counts how often the rows are computed
+    rows = spark.range(0, 7, 1, 3).select(once("id").alias("id"))
+    stored, count = stored_with_count(rows)
+    assert count == 7
+    assert_df_equality(stored, spark.range(7), ignore_row_order=True, ignore_nullable=True)
+    assert runs.value == 7  # the rows were computed once: counting them read no row again
+
+
+def test_no_rows_are_counted_as_none(spark):
+    stored, count = stored_with_count(spark.range(0))
+    assert (count, stored.count()) == (0, 0)
