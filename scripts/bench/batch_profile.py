@@ -226,6 +226,13 @@ def report(timings: Timings, queries: list[str]) -> str:
             values = [timings.ms[(query, batch)].get(phase, 0.0) for batch in warm]
             first = timings.ms[(query, with_rows[0])].get(phase, 0.0)
             lines.append(f"| {phase} | {statistics.median(values):,.0f} | {first:,.0f} |")
+        without_rows = [batch for batch in batches if batch not in with_rows
+                        and "spark triggerExecution" in timings.ms[(query, batch)]]
+        if without_rows:
+            # Batches that only move the watermark (the windows query closing its last windows).
+            values = [timings.ms[(query, batch)]["spark triggerExecution"] for batch in without_rows]
+            lines.append(f"| batches without data ({len(without_rows)}): spark triggerExecution, median "
+                         f"| {statistics.median(values):,.0f} | |")
     return "\n".join(lines)
 
 
