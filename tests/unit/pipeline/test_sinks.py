@@ -61,7 +61,7 @@ def test_stored_rows_are_counted_by_the_job_that_stores_them(spark):
         runs.add(1)
         return value
 
-    once = F.udf(counted, "long")  # counts how often the rows are computed
+    once = F.udf(counted, "long", useArrow=False)  # counts how often the rows are computed
     rows = spark.range(0, 7, 1, 3).select(once("id").alias("id"))
     stored, count = stored_with_count(rows)
     assert count == 7
