@@ -85,10 +85,7 @@ def instrument(timings: Timings) -> None:
             return append(self, rows, table_path, batch_id, *args, **kwargs)
 
     def timed_checkpoint(self, *args, **kwargs):
-        # The batch is parsed and stored first; what is stored beside the writes is the intake's counts.
-        beside = threading.current_thread().name.startswith("eventlake-write")
-        label = "intake counts, stored beside the writes" if beside else "parse and store (localCheckpoint)"
-        with timings.timed(label):
+        with timings.timed("parse and store (localCheckpoint)"):
             return local_checkpoint(self, *args, **kwargs)
 
     def timed_insert(rows, table_path, *args, **kwargs):

@@ -107,8 +107,7 @@ def write_intake_batch(
     ).localCheckpoint(eager=True)
     counts = BatchCounts(**observation.get)
     if not counts.records:
-        _append_intake(_intake_rows(parsed, batch_id, 0, job), batch_id, job=job, storage=storage, writer=writer,
-                       retry=retry)
+        _append_intake(parsed, batch_id, 0, job=job, storage=storage, writer=writer, retry=retry)
         return
 
     def write_dead_letters() -> None:
@@ -124,16 +123,11 @@ def write_intake_batch(
             f"{job}: writing the dead letters of batch {batch_id}",
         )
 
-    # The intake counts are computed (a Spark job with a shuffle) while the other tables are written; only
-    # their commit waits for those.
-    intake: list[DataFrame] = []
-    writes = [lambda: intake.append(_intake_rows(parsed, batch_id, counts.records, job).localCheckpoint(eager=True))]
-    if counts.invalid:
-        writes.append(write_dead_letters)
+    writes = [write_dead_letters] if counts.invalid else []
     if write_records is not None:
         writes.append(lambda: write_records(parsed, batch_id, counts))
     run_together(writes)
-    _append_intake(intake[0], batch_id, job=job, storage=storage, writer=writer, retry=retry)
+    _append_intake(parsed, batch_id, counts.records, job=job, storage=storage, writer=writer, retry=retry)
 
 
 def write_unparsed_intake_batch(
@@ -152,29 +146,26 @@ def write_unparsed_intake_batch(
     raw, records = stored_with_count(raw)
     if records:
         write_records(raw, batch_id, records)
-    _append_intake(_intake_rows(raw, batch_id, records, job), batch_id, job=job, storage=storage, writer=writer,
-                   retry=retry)
-
-
-def _intake_rows(rows: DataFrame, batch_id: int, records: int, job: str) -> DataFrame:
-    """The batch's ``intake_batches`` rows: one per partition of ``rows``, or one with no partition when the
-    batch read no record (``records`` 0: offsets moved past records a consumer never sees, such as transaction
-    markers): the batch is still accounted for, so the reconciliation finds every batch."""
-    if not records:
-        return rows_frame(rows.sparkSession, [_empty_intake_row(job, batch_id)], INTAKE_SCHEMA)
-    return count_intake_per_partition(rows, job, batch_id)
+    _append_intake(raw, batch_id, records, job=job, storage=storage, writer=writer, retry=retry)
 
 
 def _append_intake(
-    intake: DataFrame,
+    rows: DataFrame,
     batch_id: int,
+    records: int,
     *,
     job: str,
     storage: StorageSettings,
     writer: BatchWriter,
     retry: RetrySettings,
 ) -> None:
-    """Append the batch's ``intake_batches`` rows (:func:`_intake_rows`), once."""
+    """Append the batch's ``intake_batches`` rows: one per partition of ``rows``, or one with no partition when
+    the batch read no record (``records`` 0: offsets moved past records a consumer never sees, such as
+    transaction markers): the batch is still accounted for, so the reconciliation finds every batch."""
+    if not records:
+        intake = rows_frame(rows.sparkSession, [_empty_intake_row(job, batch_id)], INTAKE_SCHEMA)
+    else:
+        intake = count_intake_per_partition(rows, job, batch_id)
     with_retries(
         lambda: writer.append(intake, storage.table_path(job_table(job, INTAKE_TABLE)), batch_id, one_file=True),
         retry,
