@@ -35,12 +35,14 @@ import os
 import shlex
 import sys
 import time
+import tomllib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import flink_peer
+from deltalake import DeltaTable
 from throughput import (
     BENCH,
     PYTHON,
@@ -137,6 +139,8 @@ class YsbRun(EventRates):
     processing_seconds: float | None = None
     intake_query: str = ""
     records_read: int | None = None
+    closed_windows: int | None = None  # the windows in the gold table (the rest are open in the job's state)
+    closed_views: int | None = None
     batches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     note: str = ""
 
@@ -165,6 +169,30 @@ def compare_windows(expected: dict[tuple[str, int], int], got: dict[tuple[str, i
     wrong = sum(1 for key in expected.keys() & got.keys() if expected[key] != got[key])
     return (f"{len(got)} campaign windows with {sum(got.values())} views, {len(expected)} with "
             f"{sum(expected.values())} expected: {missing} missing, {extra} extra, {wrong} with another count")
+
+
+def compare_closed_windows(expected: dict[tuple[str, int], int], got: dict[tuple[str, int], int]) -> str:
+    """"" when every window in ``got`` (the gold table: the windows its watermark closed) holds the expected
+    views, else what differs. The windows not in ``got`` are still open in the job's state: a streaming job
+    closes a window once its watermark passes it, and the backlog's last windows wait for later events."""
+    extra = len(got.keys() - expected.keys())
+    wrong = sum(1 for key in got.keys() & expected.keys() if expected[key] != got[key])
+    if not extra and not wrong:
+        return ""
+    return f"the gold table's closed windows: {extra} not expected, {wrong} with another count"
+
+
+def read_gold_windows(table_path: Path) -> dict[tuple[str, int], int]:
+    """The gold table of ``conf/gold/ysb.toml``: (campaign id, window start ms) -> views; a window written twice
+    is an error."""
+    counts: dict[tuple[str, int], int] = {}
+    windows = DeltaTable(str(table_path)).to_pyarrow_table(columns=["campaign_id", "window_start", "views"])
+    for row in windows.to_pylist():
+        key = (row["campaign_id"], int(row["window_start"].timestamp() * 1000))
+        if key in counts:
+            raise ValueError(f"campaign window {key} written twice to {table_path.name}")
+        counts[key] = int(row["views"])
+    return counts
 
 
 def processing_span(batches: dict[str, list[dict[str, Any]]]) -> tuple[float, str] | None:
@@ -285,6 +313,18 @@ def flink_command(args: argparse.Namespace, topic: str, run_dir: Path) -> list[s
     ]
 
 
+def check_gold_windows(
+    args: argparse.Namespace, run: YsbRun, run_dir: Path, expected: dict[tuple[str, int], int]
+) -> None:
+    """Compare the gold table's windows with the expected answer: each closed window exact, none twice."""
+    output = tomllib.loads((ROOT / args.config).read_text())["gold"]["output"]
+    got = read_gold_windows(run_dir / "tables" / output)
+    run.closed_windows, run.closed_views = len(got), sum(got.values())
+    difference = compare_closed_windows(expected, got)
+    if difference:
+        run.note = (run.note + "; " if run.note else "") + difference
+
+
 def run_flink(args: argparse.Namespace, topic: str, run_dir: Path, expected: dict[tuple[str, int], int]) -> FlinkRun:
     """Run the Flink SQL job on the topic, measured as the gold job is, and check its output."""
     command = flink_command(args, topic, run_dir)
@@ -356,6 +396,9 @@ def table(run: YsbRun, flink: FlinkRun | None = None) -> str:
     notes = [f"- {run.note}"] if run.note else []
     if basis:
         notes.append(f"- this run per core: {per_core:,.0f} events/s ({basis})")
+    if run.closed_windows is not None and not run.note:
+        notes.append(f"- the gold table: {run.closed_windows:,} campaign windows with {run.closed_views:,} views, each "
+                     "as expected; the later ones are open in the job's state until its watermark passes them")
     if flink is not None:
         if flink.note:
             notes.append(f"- {flink.note}")
@@ -410,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
         produce_seconds, start_ms, expected = produce(args, topic)
         run = YsbRun(args.events, args.cores, topic, args.partitions, round(produce_seconds, 1))
         run_job(args, run, run_dir)
+        if run.exit_code == 0:
+            check_gold_windows(args, run, run_dir, expected)
         if args.with_flink:
             flink = run_flink(args, topic, run_dir, expected)
     except (EnvironmentProblem, ValueError, OSError) as problem:

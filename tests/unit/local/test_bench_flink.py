@@ -196,3 +196,20 @@ def test_throughput_knows_the_flink_contender(ysb_harness, tmp_path):
     assert command[1].endswith("flink_peer.py") and "Flink SQL" in what
     assert command[command.index("--expected") + 1] == "100"
     assert command[command.index("--workload") + 1] == "analytics"
+
+
+def test_ysb_harness_checks_the_gold_tables_closed_windows(ysb_harness, spark, tmp_path):
+    expected = {("a", 0): 2, ("a", 10_000): 3, ("b", 0): 1}
+    assert ysb_harness.compare_closed_windows(expected, {("a", 0): 2, ("b", 0): 1}) == ""  # ("a", 10 s) still open
+    said = ysb_harness.compare_closed_windows(expected, {("a", 0): 2, ("b", 0): 5, ("c", 0): 1})
+    assert said == "the gold table's closed windows: 1 not expected, 1 with another count"
+    table = str(tmp_path / "ysb_campaign_windows")
+    windows = [("a", "1970-01-01 00:00:10", 3), ("b", "1970-01-01 00:00:00", 1)]
+    rows = spark.createDataFrame(windows, "campaign_id string, start string, views long").selectExpr(
+        "campaign_id", "to_timestamp(start) AS window_start", "views"
+    )
+    rows.write.format("delta").save(table)
+    assert ysb_harness.read_gold_windows(tmp_path / "ysb_campaign_windows") == {("a", 10_000): 3, ("b", 0): 1}
+    rows.write.format("delta").mode("append").save(table)
+    with pytest.raises(ValueError, match="written twice"):
+        ysb_harness.read_gold_windows(tmp_path / "ysb_campaign_windows")
