@@ -10,9 +10,11 @@ python=$root/.venv/bin/python
 import pathlib, sys, zipfile
 lib, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 out.parent.mkdir(parents=True, exist_ok=True)
-# Sources only, in a fixed order with fixed times: the same lib/ gives the same zip.
+# Sources and the package's own data (the built-in contract's events.toml), in a fixed order with fixed
+# times: the same lib/ gives the same zip.
 with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-    for source in sorted((lib / "eventlake").rglob("*.py")):
+    files = [*(lib / "eventlake").rglob("*.py"), *(lib / "eventlake").rglob("*.toml")]
+    for source in sorted(files):
         if source.relative_to(lib).parts[1] == "local":
             continue
         entry = zipfile.ZipInfo(str(source.relative_to(lib)), (2020, 1, 1, 0, 0, 0))

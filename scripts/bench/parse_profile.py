@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame
 
 from eventlake.pipeline import contract
 from eventlake.pipeline.analytics import analytics_windows
+from eventlake.pipeline.contract import engine
 from eventlake.pipeline.sources import kafka_source_options
 from eventlake.runtime.config import load_settings
 from eventlake.runtime.session import build_spark_session
@@ -47,12 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     options = {**kafka_source_options(settings.kafka), "endingOffsets": "latest"}
     raw = spark.read.format("kafka").options(**options).load().cache()
     records = raw.count()
-    extracted = contract.extract(raw, settings.contract)
+    # The engine's own stages (private: this profile looks inside them).
+    reading = engine._Reading(contract.events_contract(settings.contract))
+    extracted = engine._extract(raw, reading)
     parsed = contract.parse_events(raw, settings.contract)
     stages = {
         "records in memory": raw,
         "extract (text, format, one parse)": extracted,
-        "+ field reads": extracted.transform(contract._read_fields),
+        "+ field reads": extracted.transform(engine._read_values, reading),
         "whole contract (parse_events)": parsed,
         "contract + valid events": contract.valid_events(parsed),
     }

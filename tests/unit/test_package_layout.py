@@ -72,4 +72,5 @@ def test_cluster_package_holds_no_local_tools(tmp_path):
     names = zipfile.ZipFile(out).namelist()
     rooms = {name.split("/")[1] for name in names if name.count("/") == 2}
     assert rooms == {"pipeline", "runtime", "ops"}
-    assert "eventlake/pipeline/contract.py" in names and "eventlake/runtime/runner.py" in names
+    assert "eventlake/pipeline/contract/engine.py" in names and "eventlake/runtime/runner.py" in names
+    assert "eventlake/pipeline/contract/events.toml" in names  # the built-in contract travels with the code

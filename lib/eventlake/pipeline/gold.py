@@ -32,12 +32,15 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import DayTimeIntervalType, StringType
 
-from eventlake.pipeline.contract import parse_events, valid_events, with_job_clock
-from eventlake.pipeline.declared_contract import (
+from eventlake.pipeline.contract import (
+    BUILT_IN_CONTRACT,
     contract_problems,
     declared_columns,
     parse_declared,
+    parse_events,
     valid_declared_events,
+    valid_events,
+    with_job_clock,
 )
 from eventlake.pipeline.dimensions import dimension_from_csv
 from eventlake.pipeline.intake import observe_dead_letters, write_intake_batch
@@ -86,7 +89,6 @@ from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.runner import QueryPlan
 from eventlake.runtime.storage_checks import claim_checkpoint, require_folder
 
-BUILT_IN_CONTRACT = "events"
 # The built-in contract's event columns and their types (eventlake.pipeline.contract.EVENT_COLUMNS).
 BUILT_IN_COLUMNS = {
     "event_id": "string", "event_time": "timestamp", "source": "string", "schema_version": "string",

@@ -256,12 +256,16 @@ class ContractVersionSpec:
 @dataclass(frozen=True)
 class DeclaredContract:
     """A topic's records declared in config (``[contracts.<name>]``): the ``format`` (``json``, ``kv`` or
-    ``csv`` with ``csv_columns`` in order, split by ``csv_delimiter``), the ``fields``, the ``id_field`` that
-    de-duplicates (empty: none), the event time, a size limit, and the versions (``version_field`` names the
-    field that holds a record's version; ``versions`` what each accepted version renames or adds). Records
-    that break it go to the dead letters with the built-in contract's error codes."""
+    ``csv`` with ``csv_columns`` in order, split by ``csv_delimiter``), or several ``formats`` chosen per
+    record by its ``content-type`` header (``format`` for a record without one), the ``fields``, the
+    ``id_field`` that de-duplicates (empty: none), the event time and its bounds, a size limit, and the
+    versions (``version_field`` names the field that holds a record's version; ``versions`` what each
+    version renames or adds; ``accepted_versions`` those read, empty: all). Records that break it go to the
+    dead letters with their error code. ``eventlake.pipeline.contract``'s ``events.toml`` is the built-in
+    one."""
 
     format: str = "json"
+    formats: tuple[str, ...] = ()
     fields: dict[str, ContractField] = field(default_factory=dict)
     id_field: str = ""
     event_time: EventTimeSpec = field(default_factory=EventTimeSpec)
@@ -269,8 +273,11 @@ class DeclaredContract:
     csv_delimiter: str = ","
     max_record_bytes: int = 1_048_576
     max_event_time_ahead_of_job: timedelta = timedelta(minutes=5)
+    max_event_time_ahead: timedelta | None = None  # after the record's Kafka timestamp; None: not checked
+    min_event_time: str = ""  # an ISO-8601 time; empty: not checked
     version_field: str = ""
     versions: dict[str, ContractVersionSpec] = field(default_factory=dict)
+    accepted_versions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -381,6 +388,22 @@ def load_settings(path: str | Path, overrides: typing.Sequence[str] = ()) -> Set
         raise ConfigError(_describe(error)) from None
     _check(settings)
     return _with_absolute_paths(settings)
+
+
+def declared_contracts(toml_text: str) -> dict[str, DeclaredContract]:
+    """The ``[contracts.<name>]`` declarations of a TOML text, typed.
+
+    Example::
+
+        declared_contracts(Path("conf/contracts/ysb_ad_event.toml").read_text())["ysb_ad_event"]
+    """
+    try:
+        raw = tomllib.loads(toml_text)
+        return _CONVERTER.structure(raw.get("contracts", {}), dict[str, DeclaredContract])
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"contracts are not valid TOML: {error}") from None
+    except ClassValidationError as error:
+        raise ConfigError(_describe(error)) from None
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -12,7 +12,7 @@ The properties:
 3. every valid contract-v1 event parses to exactly the values it was written with;
 4. targeted strategies, one per way of being invalid, each get their exact error code.
 
-Plain regression tests for the bugs these properties found (since fixed in ``contract.py``) are at the
+Plain regression tests for the bugs these properties found (since fixed in the contract engine) are at the
 end of the file.
 """
 

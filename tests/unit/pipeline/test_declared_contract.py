@@ -8,15 +8,17 @@ from decimal import Decimal
 
 import pytest
 
-from eventlake.pipeline.contract import ErrorCode, invalid_records, parse_events
-from eventlake.pipeline.dead_letters import to_dead_letters
-from eventlake.pipeline.declared_contract import (
-    DeclaredErrorCode,
+from eventlake.pipeline.contract import (
+    ErrorCode,
     contract_problems,
     declared_columns,
+    invalid_records,
     parse_declared,
+    parse_events,
+    shipped_events_contract,
     valid_declared_events,
 )
+from eventlake.pipeline.dead_letters import to_dead_letters
 from eventlake.runtime.config import (
     _CONVERTER,
     ContractField,
@@ -245,7 +247,7 @@ def test_csv_records_must_have_the_declared_columns(kafka_rows):
         "e-7,1767261600000,lots,x",
     ]
     rows = by_offset(kafka_rows([value.encode() for value in values]).transform(parse_declared, CSV))
-    not_csv = (str(DeclaredErrorCode.NOT_CSV), "extract")
+    not_csv = (str(ErrorCode.NOT_CSV), "extract")
     assert stages(rows) == {
         0: (None, None), 1: (None, None), 2: not_csv, 3: not_csv, 4: not_csv,
         5: ("MISSING_FIELD", "contract"), 6: ("WRONG_TYPE", "contract"),
@@ -281,10 +283,8 @@ def test_event_time_in_epoch_seconds_or_a_pattern_read_in_its_time_zone(kafka_ro
     assert (rows[0].event_time, rows[1].event_time) == (datetime(2025, 7, 1, 10), datetime(2026, 1, 1, 10))
 
 
-# The built-in contract (contract.py) declared, as shipped: version 2 renames type to event_type and adds session_id.
-BUILT_IN = _CONVERTER.structure(
-    tomllib.loads((PROJECT_ROOT / "conf" / "contracts" / "events.toml").read_text()), Settings
-).contracts["events_declared"]
+# The built-in contract as shipped, JSON only: version 2 renames type to event_type and adds session_id.
+BUILT_IN = dataclasses.replace(shipped_events_contract(), formats=())
 
 
 def event(**changes) -> bytes:
@@ -400,3 +400,86 @@ def test_the_job_clock_column_is_read_and_dropped(kafka_rows):
     parsed = kafka_rows([ysb(event_time="4102444800000")]).transform(with_job_clock).transform(parse_declared, ahead)
     assert JOB_TIME_COLUMN not in parsed.columns
     assert [row.error_code for row in parsed.select("error_code").collect()] == [None]
+
+
+MIXED = DeclaredContract(
+    format="json",
+    formats=("json", "kv", "csv"),
+    csv_columns=("id", "amount", "ts"),
+    fields={"id": ContractField("string"), "amount": ContractField("long"), "ts": ContractField("string")},
+    event_time=EventTimeSpec(field="ts", form="epoch_seconds"),
+    min_event_time="2020-01-01T00:00:00Z",
+    max_event_time_ahead=timedelta(minutes=5),
+)
+
+
+def test_a_contract_of_several_formats_reads_each_record_in_the_one_its_header_names(kafka_rows):
+    json_header, kv_header, csv_header = (
+        [("content-type", media.encode())] for media in ("application/json", "text/x-key-value", "text/csv")
+    )
+    values = [
+        b'{"id": "j", "amount": 12, "ts": "1767261600"}',  # no header: format
+        b'{"id": "j", "amount": "12", "ts": "1767261600"}',  # JSON keeps its types: "12" is no long
+        b"id=k; amount=12; ts=1767261600",
+        b"id=k; amount=twelve; ts=1767261600",
+        b"c,12,1767261600",
+        b"c,12",
+        b"id=k",  # a kv record sent as JSON
+        b'{"id": "x"}',
+        b'{"id": "early", "amount": 1, "ts": "1500000000"}',  # 2017
+        b'{"id": "ahead", "amount": 1, "ts": "1767262000"}',  # 400 s after its Kafka timestamp
+    ]
+    headers = [None, json_header, kv_header, kv_header, csv_header, csv_header, json_header,
+               [("content-type", b"application/xml")], None, None]
+    kafka_time = datetime(2026, 1, 1, 10, 0)
+    rows = by_offset(kafka_rows(values, [kafka_time] * len(values), headers=headers).transform(parse_declared, MIXED))
+    assert stages(rows) == {
+        0: (None, None), 1: ("WRONG_TYPE", "contract"), 2: (None, None), 3: ("WRONG_TYPE", "contract"),
+        4: (None, None), 5: ("NOT_CSV", "extract"), 6: ("NOT_JSON", "extract"), 7: ("UNKNOWN_FORMAT", "extract"),
+        8: ("EVENT_TIME_TOO_EARLY", "contract"), 9: ("EVENT_TIME_IN_FUTURE", "contract"),
+    }
+    assert [(rows[n].id, rows[n].amount) for n in (0, 2, 4)] == [("j", 12), ("k", 12), ("c", 12)]
+    assert rows[1].error_message == "field 'amount' must be an integer, got the string '12'"
+    assert rows[3].error_message == "field 'amount' must be an integer, got 'twelve'"
+    assert rows[7].error_message == (
+        "content-type 'application/xml' is not one of application/json, text/x-key-value, text/csv"
+    )
+    assert rows[8].error_message == "ts '1500000000' is before 2020-01-01T00:00:00Z"
+    assert rows[9].error_message == (
+        "ts '1767262000' is more than 300 seconds after the record's Kafka timestamp 2026-01-01T10:00:00.000Z"
+        " (CreateTime: the producer's clock)"
+    )
+
+
+def test_accepted_versions_narrow_what_a_contract_reads(kafka_rows):
+    only_v2 = dataclasses.replace(BUILT_IN, accepted_versions=("2",))
+    values = [event(), event(schema_version="2", type=REMOVED, event_type="view")]
+    rows = by_offset(kafka_rows(values).transform(parse_declared, only_v2))
+    assert codes(rows) == {0: "UNKNOWN_SCHEMA_VERSION", 1: None}
+    assert rows[0].error_message == "schema_version '1' is not one of 2"
+    assert "session_id" in declared_columns(only_v2)  # the layout keeps every declared version
+
+
+def test_the_new_keys_are_checked_too():
+    bad = dataclasses.replace(
+        YSB, formats=("json", "xml"), format="kv", accepted_versions=("9",), min_event_time="yesterday",
+        max_event_time_ahead=timedelta(minutes=-1),
+    )
+    assert contract_problems(bad) == [
+        "formats: 'xml' is not one of json, kv, csv",
+        "format: 'kv' (of records without a content-type) must be one of formats",
+        "accepted_versions: '9' is not one of the versions (none)",
+        "max_event_time_ahead must not be negative",
+        "min_event_time: 'yesterday' is not an ISO-8601 time with a UTC offset",
+    ]
+
+
+def test_a_key_value_record_may_write_its_object_as_json_text(kafka_rows):
+    kv = [("content-type", b"text/x-key-value")]
+    base = "event_id=e-1; timestamp=2026-01-01T10:00:00Z; source=web; schema_version=1; type=click"
+    values = [f"{base}; data.user_id=u-1".encode(), f'{base}; data={{"user_id": "u-2"}}'.encode(),
+              f"{base}; data=[1]".encode()]
+    parsed = kafka_rows(values, headers=[kv] * 3).transform(parse_events, ContractSettings(extractors=("json", "kv")))
+    rows = by_offset(parsed)
+    assert [(rows[n].error_code, rows[n].user_id) for n in (0, 1)] == [(None, "u-1"), (None, "u-2")]
+    assert (rows[2].error_code, rows[2].error_message) == ("WRONG_TYPE", "field 'data' must be an object, got '[1]'")
