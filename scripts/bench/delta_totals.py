@@ -17,13 +17,13 @@ import sys
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.pipeline.analytics import WINDOWS_TABLE
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.etl import BRONZE_TABLE, SILVER_TABLE
 from eventlake.pipeline.intake import INTAKE_TABLE
-from eventlake.pipeline.job_tables import EVERY_JOB_TABLES, read_every_job
 from eventlake.runtime.config import SparkSettings
+from eventlake.runtime.job_tables import EVERY_JOB_TABLES, read_every_job
+from eventlake.runtime.metrics import METRICS_TABLE
 from eventlake.runtime.session import build_spark_session
 
 # Table -> {total name: the column of rows it sums}; a count is a sum of ones.

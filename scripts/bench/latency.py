@@ -60,9 +60,9 @@ from confluent_kafka import KafkaException, Producer
 from eventlake.local.producer import format_event_time, generate_records, producer_config
 from eventlake.pipeline import alerts, analytics, etl, etl_by_state
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.config import ConfigError, Settings, load_settings, parse_duration
 from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.job_tables import job_table
 from eventlake.runtime.kafka_admin import create_topic, delete_topic
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,6 @@ from chispa import assert_df_equality
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import functions as F
 
-from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.ops.reconcile import reconcile
 from eventlake.pipeline import gold
 from eventlake.pipeline.analytics import (
@@ -25,7 +24,8 @@ from eventlake.pipeline.analytics import (
 )
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.intake import INTAKE_TABLE
-from eventlake.pipeline.job_tables import job_table
+from eventlake.runtime.job_tables import job_table
+from eventlake.runtime.metrics import METRICS_TABLE
 from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, send, venv_environment

@@ -25,8 +25,8 @@ from eventlake.local.producer import generate_records, send_records
 from eventlake.ops.reconcile import reconcile
 from eventlake.pipeline.analytics import JOB, WINDOWS_TABLE, analytics_queries
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.config import StorageSettings
+from eventlake.runtime.job_tables import job_table
 from eventlake.runtime.kafka_admin import create_topic
 from eventlake.runtime.runner import run_queries
 

@@ -15,8 +15,8 @@ from eventlake.local.producer import ProducedRecord, producer_config, send_recor
 from eventlake.pipeline.analytics import EVENTS_TABLE, analytics_queries
 from eventlake.pipeline.contract import parse_events
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.config import ContractSettings
+from eventlake.runtime.job_tables import job_table
 from eventlake.runtime.kafka_admin import create_topic
 from eventlake.runtime.runner import run_queries
 

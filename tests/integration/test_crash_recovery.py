@@ -42,8 +42,8 @@ from eventlake.local.producer import ProducedRecord, generate_records, send_reco
 from eventlake.ops.reconcile import reconcile
 from eventlake.pipeline.analytics import JOB, WINDOWS_TABLE, analytics_queries
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.config import Settings, StorageSettings
+from eventlake.runtime.job_tables import job_table
 from eventlake.runtime.runner import run_plan
 
 ANALYTICS_DEAD_LETTERS = job_table("analytics", DEAD_LETTERS_TABLE)

@@ -16,13 +16,13 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.pipeline.contract import CONTENT_TYPE_HEADER
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.etl import BRONZE_TABLE, SILVER_TABLE, etl_queries
 from eventlake.pipeline.intake import INTAKE_TABLE
-from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.config import ConfigError, load_settings
+from eventlake.runtime.job_tables import job_table
+from eventlake.runtime.metrics import METRICS_TABLE
 from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, send

@@ -8,10 +8,10 @@ import pytest
 from pyspark.sql import functions as F
 
 from eventlake.ops import health
-from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.pipeline.analytics import analytics_queries
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.pipeline.job_tables import job_table
+from eventlake.runtime.job_tables import job_table
+from eventlake.runtime.metrics import METRICS_TABLE
 from eventlake.runtime.runner import run_queries
 
 from .helpers import send

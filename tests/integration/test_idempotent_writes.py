@@ -11,8 +11,8 @@ from pyspark.errors import AnalysisException
 from eventlake.pipeline.analytics import analytics_queries
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.intake import INTAKE_TABLE
-from eventlake.pipeline.job_tables import job_table
 from eventlake.pipeline.sinks import BatchWriter, batch_writer_id, pending_batch
+from eventlake.runtime.job_tables import job_table
 from eventlake.runtime.runner import run_plan
 
 from .helpers import send

@@ -20,9 +20,9 @@ from eventlake.local.producer import generate_records, send_records
 from eventlake.ops.reconcile import reconcile
 from eventlake.pipeline.analytics import WINDOWS_TABLE, analytics_queries
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.config import Settings
 from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.job_tables import job_table
 from eventlake.runtime.runner import run_queries
 
 from .helpers import PROJECT_ROOT, venv_environment

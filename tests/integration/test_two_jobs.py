@@ -16,11 +16,11 @@ from pyspark.sql import functions as F
 
 from eventlake.ops.lake import Lake
 from eventlake.ops.query import register_tables
-from eventlake.ops.tables_root import require_tables_of_this_version
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.intake import INTAKE_TABLE
-from eventlake.pipeline.job_tables import job_table
 from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.job_tables import job_table
+from eventlake.runtime.tables_root import require_tables_of_this_version
 
 from .helpers import PROJECT_ROOT, send, venv_environment
 

@@ -17,9 +17,9 @@ from pyspark.sql import functions as F
 from eventlake.pipeline.analytics import EVENTS_TABLE, analytics_queries
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.intake import INTAKE_TABLE
-from eventlake.pipeline.job_tables import job_table
 from eventlake.pipeline.sinks import BatchWriter, insert_new_rows
 from eventlake.runtime.config import RetrySettings, load_settings
+from eventlake.runtime.job_tables import job_table
 from eventlake.runtime.retry import with_retries
 from eventlake.runtime.runner import run_queries
 

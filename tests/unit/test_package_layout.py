@@ -13,11 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "lib" / "eventlake"
 ROOMS = ("pipeline", "runtime", "ops", "local")
 
-# What each room may import from eventlake. pipeline is the records' path, runtime runs it (the runner
-# records metrics and prints progress, hence ops), ops reads and reports, local is for development only.
+# What each room may import from eventlake. pipeline is the records' path, runtime runs it (sessions, config,
+# the runner and its listeners), ops reads and reports, local is for development only.
 MAY_IMPORT = {
     "pipeline": {"pipeline", "runtime"},
-    "runtime": {"runtime", "ops"},
+    "runtime": {"runtime"},
     "ops": {"ops", "pipeline", "runtime"},
     "local": {"local", "pipeline", "runtime"},
 }

@@ -61,9 +61,9 @@ from eventlake.local.producer import ProducedRecord, generate_records, send_reco
 from eventlake.pipeline.analytics import INTAKE_QUERY, WINDOWS_QUERY, analytics_queries
 from eventlake.pipeline.etl import INGEST_QUERY, etl_queries
 from eventlake.pipeline.etl_by_state import RAW_CHECKPOINT, RAW_QUERY, SILVER_CHECKPOINT, SILVER_QUERY
-from eventlake.pipeline.job_tables import PIPELINE_METRICS
 from eventlake.runtime.config import ConfigError, Settings, StorageSettings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.job_tables import PIPELINE_METRICS
 from eventlake.runtime.kafka_admin import create_topic
 from eventlake.runtime.runner import PlanQueries, run_plan
 from eventlake.runtime.session import build_spark_session
@@ -90,7 +90,7 @@ KEYS_BY_SUFFIX: dict[str, tuple[str, ...]] = {
 }
 
 _DELTA_COMMIT = re.compile(r"^\d{20}\.json$")
-# A progress line of a job (eventlake.ops.progress): "[analytics_intake] batch 7: 99 rows in 2.42 s (...)".
+# A progress line of a job (eventlake.runtime.progress): "[analytics_intake] batch 7: 99 rows in 2.42 s (...)".
 _BATCH_LINE = re.compile(r"^\[\w+\] batch \d+: \d+ rows in ([\d.]+) s", re.MULTILINE)
 # A Delta source's offsets (analytics_window_batches.start_offset, end_offset) name the table they read by its
 # id, which each run's analytics_events has its own of: compared without it.

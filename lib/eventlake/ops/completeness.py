@@ -16,10 +16,10 @@ from types import SimpleNamespace
 
 from eventlake.ops.lake import Lake
 from eventlake.ops.reconcile import WindowedJob, windowed_job
-from eventlake.pipeline.job_tables import job_table
 from eventlake.pipeline.late_events import LATE_EVENTS
 from eventlake.runtime.config import ConfigError, StorageSettings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.job_tables import job_table
 
 WINDOW = ["window_start", "window_end"]
 

@@ -22,10 +22,10 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from eventlake.ops.lake import Lake
-from eventlake.ops.metrics import METRICS_TABLE
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.runtime.config import ConfigError, StorageSettings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.metrics import METRICS_TABLE
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -25,8 +25,8 @@ import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from eventlake.pipeline.job_tables import EVERY_JOB_TABLES, tables_of_every_job
 from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.job_tables import EVERY_JOB_TABLES, tables_of_every_job
 
 
 @dataclass(frozen=True)

@@ -490,7 +490,7 @@ def vacuum_conf(spark: Any, retention: Retention) -> dict[str, str]:
     """The Spark settings VACUUM runs with (delta-spark 4.4; measured on 2 cores)."""
     conf = {
         # No commit: with logging on VACUUM adds VACUUM START/END commits, which on a local disk could overwrite
-        # a running job's commit (see eventlake.pipeline.job_tables); off, VACUUM only deletes files.
+        # a running job's commit (see eventlake.runtime.job_tables); off, VACUUM only deletes files.
         "spark.databricks.delta.vacuum.logging.enabled": "false",
         # Delta 4.4 ignores RETAIN n HOURS (but 0) and uses the table's delta.deletedFileRetentionDuration unless
         # this is off: a retention raised for a stream would be silently dropped.

@@ -32,11 +32,11 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 
 from eventlake.ops.lake import AsOf, Lake
-from eventlake.ops.tables_root import delta_tables
-from eventlake.pipeline.job_tables import EVERY_JOB_TABLES, read_every_job
 from eventlake.runtime.config import ConfigError, load_settings, parse_utc_time
 from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.job_tables import EVERY_JOB_TABLES, read_every_job
 from eventlake.runtime.session import build_spark_session
+from eventlake.runtime.tables_root import delta_tables
 
 
 def register_tables(spark: SparkSession, tables_root: str, as_of: AsOf | None = None) -> dict[str, str]:

@@ -25,10 +25,10 @@ from eventlake.pipeline.analytics import EVENTS_TABLE, JOB, WINDOW_BATCHES_TABLE
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.gold import EVENTS, WINDOW_BATCHES
 from eventlake.pipeline.intake import INTAKE_TABLE
-from eventlake.pipeline.job_tables import job_table
 from eventlake.pipeline.late_events import LATE_EVENTS
 from eventlake.runtime.config import ConfigError, GoldSettings, Settings, StorageSettings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.job_tables import job_table
 from eventlake.runtime.session import build_spark_session
 
 

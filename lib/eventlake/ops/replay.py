@@ -41,9 +41,9 @@ from eventlake.pipeline.analytics import JOB as ANALYTICS_JOB
 from eventlake.pipeline.contract import CONTENT_TYPE_HEADER
 from eventlake.pipeline.etl import BRONZE_TABLE
 from eventlake.pipeline.etl import JOB as ETL_JOB
-from eventlake.pipeline.job_tables import DEAD_LETTERS, job_table
 from eventlake.runtime.config import ConfigError, Settings, load_settings, parse_utc_time
 from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.job_tables import DEAD_LETTERS, job_table
 from eventlake.runtime.kafka_admin import librdkafka_options, require_topic
 
 REPLAYS_TABLE = "dead_letter_replays"

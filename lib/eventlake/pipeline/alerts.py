@@ -27,7 +27,6 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from eventlake.pipeline.contract import EVENT_COLUMNS, JOB_TIME_COLUMN, header_text, parse_events
-from eventlake.pipeline.job_tables import DEAD_LETTERS, job_table
 from eventlake.pipeline.sinks import insert_new_rows, run_together, start_batch_stream, with_trigger
 from eventlake.pipeline.sources import kafka_client_options, read_kafka_stream
 from eventlake.runtime.config import (
@@ -40,6 +39,7 @@ from eventlake.runtime.config import (
     spark_interval,
 )
 from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.job_tables import DEAD_LETTERS, job_table
 from eventlake.runtime.kafka_admin import create_topic, require_topic
 from eventlake.runtime.retry import with_retries
 from eventlake.runtime.runner import QueryPlan

@@ -1,12 +1,12 @@
 """The dead letters: every record a job could not use, with the reason and where it came from, in the job's own
-``<job>_dead_letters`` table (see :mod:`eventlake.pipeline.job_tables`)."""
+``<job>_dead_letters`` table (see :mod:`eventlake.runtime.job_tables`)."""
 
 from __future__ import annotations
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from eventlake.pipeline.job_tables import DEAD_LETTERS
+from eventlake.runtime.job_tables import DEAD_LETTERS
 
 DEAD_LETTERS_TABLE = DEAD_LETTERS
 

@@ -27,11 +27,12 @@ from pyspark.sql.streaming import StreamingQuery
 from eventlake.pipeline.contract import JOB_TIME_COLUMN, RECORDS_READ, invalid_records, with_job_clock
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE, to_dead_letters
 from eventlake.pipeline.etl_stages import DEDUP_TIME_COLUMN, drop_repeated_events, silver_columns
-from eventlake.pipeline.intake import DEAD_LETTER_ROWS, observe_dead_letters, write_unparsed_intake_batch
-from eventlake.pipeline.job_tables import job_table
-from eventlake.pipeline.sinks import BatchWriter, fits_one_file, rows_frame, run_together, start_batch_stream
+from eventlake.pipeline.intake import observe_dead_letters, write_unparsed_intake_batch
+from eventlake.pipeline.sinks import BatchWriter, fits_one_file, run_together, start_batch_stream
 from eventlake.pipeline.sources import read_kafka_stream
 from eventlake.runtime.config import RetrySettings, Settings, StorageSettings
+from eventlake.runtime.frames import rows_frame
+from eventlake.runtime.job_tables import DEAD_LETTER_ROWS, job_table
 from eventlake.runtime.retry import with_retries
 from eventlake.runtime.running_batch import running_batch
 from eventlake.runtime.storage_checks import claim_checkpoint

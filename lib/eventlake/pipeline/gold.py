@@ -44,7 +44,6 @@ from eventlake.pipeline.contract import (
 )
 from eventlake.pipeline.dimensions import dimension_from_csv
 from eventlake.pipeline.intake import observe_dead_letters, write_intake_batch
-from eventlake.pipeline.job_tables import EVERY_JOB_TABLES, job_table
 from eventlake.pipeline.late_events import LATE_COLUMNS_SCHEMA, LATE_EVENTS, LateRule
 from eventlake.pipeline.quiet import (
     HEARTBEATS,
@@ -86,6 +85,7 @@ from eventlake.runtime.config import (
     spark_interval,
 )
 from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.job_tables import EVERY_JOB_TABLES, job_table
 from eventlake.runtime.runner import QueryPlan
 from eventlake.runtime.storage_checks import claim_checkpoint, require_folder
 

@@ -15,9 +15,10 @@ from pyspark.sql import functions as F
 
 from eventlake.pipeline.contract import invalid_records
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE, to_dead_letters
-from eventlake.pipeline.job_tables import INTAKE_BATCHES, job_table
-from eventlake.pipeline.sinks import BatchWriter, fits_one_file, rows_frame, run_together, stored_with_count
+from eventlake.pipeline.sinks import BatchWriter, fits_one_file, run_together, stored_with_count
 from eventlake.runtime.config import RetrySettings, StorageSettings
+from eventlake.runtime.frames import rows_frame
+from eventlake.runtime.job_tables import DEAD_LETTER_ROWS, INTAKE_BATCHES, job_table
 from eventlake.runtime.retry import with_retries
 
 INTAKE_TABLE = INTAKE_BATCHES
@@ -25,8 +26,6 @@ INTAKE_SCHEMA = (
     "job string, batch_id long, topic string, partition int, first_offset long, last_offset long,"
     " records long, valid long, invalid long"
 )
-# Observed per batch (progress.observedMetrics) and recorded in pipeline_metrics.dead_letters.
-DEAD_LETTER_ROWS = "dead_letter_rows"
 
 
 def observe_dead_letters(parsed: DataFrame) -> DataFrame:

@@ -7,15 +7,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from functools import partial
-from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
-from pyspark.sql.types import StructType
 
 from eventlake.runtime.config import RetrySettings, parse_duration, spark_interval
+from eventlake.runtime.frames import struct_schema
 from eventlake.runtime.hadoop_files import HadoopFiles
 from eventlake.runtime.retry import with_retries
 
@@ -186,24 +185,6 @@ def run_together(writes: Sequence[Callable[[], None]]) -> None:
         futures = [pool.submit(write) for write in writes]
     for future in futures:
         future.result()
-
-
-def struct_schema(ddl: str) -> StructType:
-    """The StructType of a DDL column list such as ``"id long, name string"``."""
-    schema = StructType.fromDDL(ddl)
-    if not isinstance(schema, StructType):
-        raise ValueError(f"not a list of columns: {ddl!r}")
-    return schema
-
-
-def rows_frame(spark: SparkSession, rows: list[dict[str, Any]], schema: str) -> DataFrame:
-    """A small DataFrame of ``rows`` (dicts with every column of ``schema``), built from literals in the
-    JVM: ``createDataFrame`` of Python objects would start Python worker processes to unpickle them."""
-    fields = struct_schema(schema).fields
-    structs = [
-        F.struct(*(F.lit(row[field.name]).cast(field.dataType).alias(field.name) for field in fields)) for row in rows
-    ]
-    return spark.range(1).select(F.inline(F.array(*structs)))
 
 
 def ensure_table(spark: SparkSession, table_path: str, schema: str) -> None:

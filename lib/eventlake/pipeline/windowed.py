@@ -22,11 +22,11 @@ from eventlake.pipeline.sinks import (
     BatchWriter,
     append_stored_rows,
     fits_one_file,
-    rows_frame,
     run_together,
     stored_with_count,
 )
 from eventlake.runtime.config import RetrySettings, StorageSettings
+from eventlake.runtime.frames import rows_frame
 from eventlake.runtime.retry import with_retries
 from eventlake.runtime.running_batch import batch_input, running_batch
 

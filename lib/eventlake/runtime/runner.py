@@ -11,15 +11,15 @@ from pyspark.errors import PySparkException, StreamingQueryException
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from eventlake.ops.metrics import MetricsRecorder, metrics_table
-from eventlake.ops.progress import ProgressPrinter
-from eventlake.ops.tables_root import require_tables_of_this_version
 from eventlake.runtime.config import ConfigError, Settings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.kafka_admin import require_topic
+from eventlake.runtime.metrics import MetricsRecorder, metrics_table
+from eventlake.runtime.progress import ProgressPrinter
 from eventlake.runtime.running_lock import hold_while_running
 from eventlake.runtime.session import build_spark_session
 from eventlake.runtime.storage_checks import state_partitions_note
+from eventlake.runtime.tables_root import require_tables_of_this_version
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The running lock: a file under the checkpoint root that each job holds shared while its queries run and table
 maintenance holds exclusively while it commits, so that maintenance never commits to a table a job is writing
-(on local disk Delta serializes commits only within one JVM; see :mod:`eventlake.pipeline.job_tables`). The
+(on local disk Delta serializes commits only within one JVM; see :mod:`eventlake.runtime.job_tables`). The
 operating system releases a lock when its process ends, a killed one too."""
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ import pytest
 
 from eventlake.ops import health
 from eventlake.ops.lake import Lake
-from eventlake.ops.metrics import METRICS_SCHEMA, METRICS_TABLE
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
-from eventlake.pipeline.job_tables import job_table
+from eventlake.runtime.job_tables import job_table
+from eventlake.runtime.metrics import METRICS_SCHEMA, METRICS_TABLE
 
 ANALYTICS_DEAD_LETTERS = job_table("analytics", DEAD_LETTERS_TABLE)
 ANALYTICS_METRICS = job_table("analytics", METRICS_TABLE)

@@ -13,8 +13,8 @@ from deltalake import DeltaTable
 from eventlake.ops import query
 from eventlake.ops.lake import AsOf, Lake
 from eventlake.ops.query import describe_tables, register_tables
-from eventlake.ops.tables_root import delta_tables
 from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.tables_root import delta_tables
 from tests.conftest import PROJECT_ROOT
 
 

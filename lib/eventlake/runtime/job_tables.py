@@ -18,6 +18,9 @@ DEAD_LETTERS = "dead_letters"
 INTAKE_BATCHES = "intake_batches"
 PIPELINE_METRICS = "pipeline_metrics"
 EVERY_JOB_TABLES = (DEAD_LETTERS, INTAKE_BATCHES, PIPELINE_METRICS)
+# Observed per batch (progress.observedMetrics) by the queries that write dead letters, and recorded in
+# pipeline_metrics.dead_letters.
+DEAD_LETTER_ROWS = "dead_letter_rows"
 
 
 def job_table(job: str, name: str) -> str:

@@ -18,10 +18,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQueryListener
 
-from eventlake.ops.progress import kafka_lag
-from eventlake.pipeline.intake import DEAD_LETTER_ROWS
-from eventlake.pipeline.job_tables import PIPELINE_METRICS, job_table
-from eventlake.pipeline.sinks import rows_frame
+from eventlake.runtime.frames import rows_frame
+from eventlake.runtime.job_tables import DEAD_LETTER_ROWS, PIPELINE_METRICS, job_table
+from eventlake.runtime.progress import kafka_lag
 
 METRICS_TABLE = PIPELINE_METRICS
 

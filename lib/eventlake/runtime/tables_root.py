@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
-from eventlake.pipeline.job_tables import job_table, shared_tables_of_earlier_versions
 from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.job_tables import job_table, shared_tables_of_earlier_versions
 from eventlake.runtime.session import jvm_view
 
 
@@ -28,7 +28,7 @@ def delta_tables(spark: SparkSession, tables_root: str) -> dict[str, str]:
 
 def require_tables_of_this_version(spark: SparkSession, tables_root: str, job: str) -> None:
     """Stop a job whose tables root holds the tables that earlier versions shared between the jobs: this
-    version writes each job's own (see :mod:`eventlake.pipeline.job_tables`)."""
+    version writes each job's own (see :mod:`eventlake.runtime.job_tables`)."""
     shared = shared_tables_of_earlier_versions(delta_tables(spark, tables_root))
     if shared:
         own = ", ".join(job_table(job, name) for name in shared)

@@ -4,7 +4,7 @@ import json
 
 from pyspark.sql.streaming.listener import StreamingQueryProgress
 
-from eventlake.ops.progress import format_progress, kafka_lag
+from eventlake.runtime.progress import format_progress, kafka_lag
 
 
 def progress(latest: dict, end: dict, state_operators=()) -> StreamingQueryProgress:
@@ -39,7 +39,7 @@ def test_progress_line_names_query_batch_rows_lag_and_watermark():
 def test_metrics_row_sums_state_operators_and_keeps_times_in_utc():
     from datetime import datetime
 
-    from eventlake.ops.metrics import progress_row
+    from eventlake.runtime.metrics import progress_row
 
     operators = [
         {"operatorName": "dedupeWithinWatermark", "numRowsTotal": 10, "numRowsUpdated": 0, "allUpdatesTimeMs": 0,
