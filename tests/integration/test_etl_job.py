@@ -271,6 +271,7 @@ def start_etl_script(job_settings, stderr, *overrides):
                                      "etl.pii names 'email', which is not a column here"),
         (["etl.transforms=['normalise', 'enrich']"], "etl.transforms ['normalise', 'enrich'] cannot run: "),
         (["etl.transforms=['normalise', 'dedupe']"], "cannot run: unknown ETL stage 'dedupe'"),
+        (["etl.expectations=[{name = 'known', rule = 'colour IS NOT NULL'}]"], "etl.expectations.known.rule: "),
     ],
 )
 
@@ -278,3 +279,39 @@ def test_stages_that_cannot_run_stop_the_job_at_start(spark, job_settings, overr
     with pytest.raises(ConfigError, match=re.escape(message)):
         etl_queries(spark, etl_settings(job_settings, *overrides))
     assert not spark.streams.active
+
+
+def test_expectations_run_after_the_stages_and_every_record_stays_in_bronze(
+    spark, job_settings, kafka_bootstrap, fresh_topic
+):
+    records = send(kafka_bootstrap, fresh_topic, [
+        json_event("e1", "u1", page="/products/1", amount="3"),
+        json_event("e2", "u2", page="/products/1", amount="-3"),  # quarantined: a negative amount
+        json_event("e3", "u3", page="/nowhere"),  # dropped: no category from the dimension
+        json_event("e4", "u4", page="/home", amount="-1"),  # quarantined
+    ])
+    expectations = (
+        "etl.expectations=[{name = 'amount_not_negative', rule = 'amount IS NULL OR amount >= 0',"
+        " action = 'quarantine'}, {name = 'known_page', rule = \"category IS NOT NULL OR page = '/home'\","
+        " action = 'drop'}, {name = 'has_amount', rule = 'amount IS NOT NULL'}]"
+    )
+    run_etl(spark, etl_settings(job_settings, expectations))
+
+    assert read_table(spark, job_settings, BRONZE_TABLE).count() == len(records)
+    assert sorted(row.event_id for row in read_table(spark, job_settings, SILVER_TABLE).collect()) == ["e1"]
+    silver_columns = read_table(spark, job_settings, SILVER_TABLE).columns
+    assert not [name for name in silver_columns if name.startswith("_expectation")]
+    dead = read_table(spark, job_settings, ETL_DEAD_LETTERS).collect()
+    assert sorted((row.error_code, row.stage, row.error_message) for row in dead) == [
+        ("EXPECTATION_FAILED", "expectation", "expectation amount_not_negative failed: amount IS NULL OR amount >= 0"),
+    ] * 2
+    intake = read_table(spark, job_settings, ETL_INTAKE).groupBy().agg(
+        F.sum("records").alias("records"), F.sum("valid").alias("valid"), F.sum("invalid").alias("invalid")
+    ).first()
+    assert (intake.records, intake.valid, intake.invalid) == (4, 1, 2)  # and 1 dropped
+    figures = read_table(spark, job_settings, job_table("etl", "expectation_batches")).groupBy("expectation").agg(
+        *(F.sum(name).alias(name) for name in ("checked", "failed", "dropped", "quarantined"))
+    )
+    assert {tuple(row) for row in figures.collect()} == {
+        ("amount_not_negative", 4, 2, 0, 2), ("known_page", 4, 1, 1, 0), ("has_amount", 4, 1, 0, 0),
+    }

@@ -3,7 +3,9 @@ exactly, sessions across batches and restarts, the analytics job's windows as a 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import subprocess
 import sys
 import time
@@ -13,12 +15,14 @@ import pytest
 from pyspark.sql import functions as F
 
 from eventlake.local import ysb
+from eventlake.ops.health import job_health
+from eventlake.ops.lake import Lake
 from eventlake.ops.reconcile import gold_job, reconcile
 from eventlake.pipeline.analytics import WINDOW_COLUMNS, WINDOWS_TABLE, analytics_queries
 from eventlake.pipeline.etl import etl_queries
 from eventlake.pipeline.gold import configure_gold, gold_queries
-from eventlake.runtime.config import Settings, load_settings
-from eventlake.runtime.runner import run_queries
+from eventlake.runtime.config import Expectation, Settings, load_settings
+from eventlake.runtime.runner import describe_failure, run_queries
 
 from .helpers import PROJECT_ROOT, send
 
@@ -324,3 +328,109 @@ def test_a_gold_job_may_stream_the_etl_silver_table(spark, kafka_bootstrap, fres
     )
     found = table(spark, job[1], "page_views").select("window_start", "page", "events", "users")
     assert sorted(found.collect()) == sorted(expected.collect()) and found.count() > 10
+
+
+EXPECTING_GOLD = """
+include = ["{local}", "orders_contract.toml"]
+
+[gold]
+name = "orders"
+output = "orders_per_customer"
+watermark = "30 seconds"
+group_by = ["customer"]
+
+[gold.source]
+contract = "orders"
+
+[gold.window]
+kind = "tumbling"
+size = "1 minute"
+
+[[gold.measures]]
+name = "orders"
+fn = "count"
+
+[[gold.expectations]]
+name = "positive_amount"
+rule = "amount > 0"
+action = "drop"
+
+[[gold.expectations]]
+name = "known_customer"
+rule = "customer RLIKE '^c[0-9]+$'"
+action = "quarantine"
+
+[[gold.expectations]]
+name = "express_given"
+rule = "express IS NOT NULL"
+action = "warn"
+"""
+
+
+def orders_job(tmp_path, kafka_bootstrap, topic, *overrides: str) -> tuple[str, Settings]:
+    (tmp_path / "orders_contract.toml").write_text(ORDERS_CONTRACT)
+    config = tmp_path / "orders.toml"
+    config.write_text(EXPECTING_GOLD.format(local=PROJECT_ROOT / "conf" / "local.toml"))
+    return configure_gold(load_settings(config, [
+        f"kafka.bootstrap_servers={kafka_bootstrap}", f"gold.source.topic={topic}",
+        f"storage.tables_root={tmp_path / 'tables'}", f"storage.checkpoint_root={tmp_path / 'checkpoints'}",
+        f"spark.jars_dir={PROJECT_ROOT / 'jars' / 'spark'}", *overrides,
+    ]))
+
+
+def test_expectations_warn_drop_and_quarantine_rows_and_every_record_is_accounted_for(
+    spark, kafka_bootstrap, fresh_topic, tmp_path
+):
+    orders = [("o1", 5, "c1", "12.50", "false"), ("o2", 10, "c1", "0.00", "true"), ("o3", 15, "zz", "3.00", "false"),
+              ("o4", 20, "zz", "-1.00", ""), ("o5", 25, "c2", "4.00", ""), ("o6", 200, "c2", "2.00", "true")]
+    lines = [f"{order},2026-01-01 11:{second // 60:02d}:{second % 60:02d},{customer},{amount},{express}".encode()
+             for order, second, customer, amount, express in orders]
+    send(kafka_bootstrap, fresh_topic, [(None, line) for line in lines] + [(None, b"o7,not csv")])
+    job = orders_job(tmp_path, kafka_bootstrap, fresh_topic)
+    run_gold(spark, job)
+    settings = job[1]
+
+    # o2 (amount 0) is dropped; o3 and o4 (customer zz) are quarantined, o4 too though its amount fails as well.
+    assert sorted(row.order_id for row in table(spark, settings, "orders_events").collect()) == ["o1", "o5", "o6"]
+    dead = {row.raw_value.decode().split(",")[0]: (row.error_code, row.stage, row.error_message, row.offset)
+            for row in table(spark, settings, "orders_dead_letters").collect()}
+    assert dead["o3"][:3] == ("EXPECTATION_FAILED", "expectation", "expectation known_customer failed: "
+                              "customer RLIKE '^c[0-9]+$'")
+    assert dead["o4"][0] == "EXPECTATION_FAILED" and dead["o7"][0] == "NOT_CSV" and len(dead) == 3
+    figures = table(spark, settings, "orders_expectation_batches").groupBy("expectation", "action").agg(
+        *(F.sum(name).alias(name) for name in ("checked", "failed", "dropped", "quarantined"))
+    )
+    assert {tuple(row) for row in figures.collect()} == {
+        ("positive_amount", "drop", 6, 2, 1, 0),
+        ("known_customer", "quarantine", 6, 2, 0, 2),
+        ("express_given", "warn", 6, 2, 0, 0),  # o4 and o5 have no express flag; o5 is kept
+    }
+    windows = {(row.customer, row.orders) for row in table(spark, settings, "orders_per_customer").collect()}
+    assert windows == {("c1", 1), ("c2", 1)}  # o1 and o5 in the closed window of 10:00; o6's is open
+    metrics = table(spark, settings, "orders_pipeline_metrics").where("query_name = 'orders_intake'")
+    assert metrics.agg(F.sum("expectations_failed")).first()[0] == 4  # rows failing any rule: o2, o3, o4, o5
+    reconciliation = reconcile(settings.storage, job=gold_job(settings.gold))
+    assert reconciliation.problems() == [], reconciliation.table()
+    assert (reconciliation.read, reconciliation.dropped, reconciliation.quarantined) == (7, 1, 2)
+    assert "dropped by expectations" in reconciliation.table()
+    lake = Lake(settings.storage.tables_root)
+    [health] = [job for job in job_health(lake) if job.job == "orders"]
+    lake.close()
+    assert "  expectations: express_given (warn) 2 of 6 failed, known_customer (quarantine) 2 of 6 failed," \
+        " positive_amount (drop) 2 of 6 failed" in health.lines()
+
+
+def test_a_fail_expectation_stops_the_job_naming_the_rule_and_the_record(spark, kafka_bootstrap, fresh_topic, tmp_path):
+    send(kafka_bootstrap, fresh_topic, [(None, b"o1,2026-01-01 11:00:05,c1,1.00,true"),
+                                        (None, b"o2,2026-01-01 11:00:06,c1,-4.00,true")])
+    job = orders_job(tmp_path, kafka_bootstrap, fresh_topic, "gold.expectations=[]")
+    name, settings = job
+    failing = (Expectation(name="positive_amount", rule="amount > 0", action="fail"),)
+    settings = dataclasses.replace(settings, gold=dataclasses.replace(settings.gold, expectations=failing))
+    with pytest.raises(Exception) as failure:
+        run_queries(spark, settings, name, gold_queries)
+    line = describe_failure(failure.value)
+    assert "ExpectationFailed: expectation positive_amount (amount > 0) failed on 1 rows" in line, line
+    assert re.search(rf"the first {fresh_topic}/\d+@\d+", line), line
+    events = settings.storage.table_path("orders_events")
+    assert spark.read.format("delta").load(events).count() == 0  # the batch was not written: o1 neither

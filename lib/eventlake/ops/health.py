@@ -13,6 +13,7 @@ figures are printed and one line says how to get the chart.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,8 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from eventlake.ops.lake import Lake
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.pipeline.expectations import EXPECTATION_BATCHES
 from eventlake.runtime.config import ConfigError, StorageSettings, load_settings
 from eventlake.runtime.errors import EnvironmentProblem
+from eventlake.runtime.job_tables import job_table
 from eventlake.runtime.metrics import METRICS_TABLE
 
 if TYPE_CHECKING:
@@ -64,6 +67,8 @@ class JobHealth:
     dropped_duplicates: int
     dead_letters: int
     top_errors: tuple[tuple[str, int], ...]
+    # (name, action, rows checked, rows failing) of each expectation of the job, over all its batches.
+    expectations: tuple[tuple[str, str, int, int], ...] = ()
 
     def lines(self) -> list[str]:
         last = max(query.last_batch_time for query in self.queries)
@@ -73,6 +78,11 @@ class JobHealth:
             f"  dead letters {self.dead_letters} (top: {errors}), late dropped {self.dropped_late},"
             f" duplicates dropped {self.dropped_duplicates}",
         ]
+        if self.expectations:
+            figures = ", ".join(
+                f"{name} ({action}) {failed} of {checked} failed" for name, action, checked, failed in self.expectations
+            )
+            lines.append(f"  expectations: {figures}")
         for query in self.queries:
             lag = "-" if query.kafka_lag is None else str(query.kafka_lag)
             lines.append(
@@ -93,7 +103,25 @@ def job_health(lake: Lake) -> list[JobHealth]:
     queries = _query_totals(lake)
     errors = _error_counts_by_job(lake) if DEAD_LETTERS_TABLE in lake else {}
     jobs = dict.fromkeys(row.job for row in queries)  # in the order of the rows: by job name
-    return [_job_health(job, [row for row in queries if row.job == job], errors.get(job, [])) for job in jobs]
+    return [
+        dataclasses.replace(
+            _job_health(job, [row for row in queries if row.job == job], errors.get(job, [])),
+            expectations=_expectation_totals(lake, job),
+        )
+        for job in jobs
+    ]
+
+
+def _expectation_totals(lake: Lake, job: str) -> tuple[tuple[str, str, int, int], ...]:
+    """(name, action, rows checked, rows failing) per expectation of ``job``, from its expectation batches."""
+    table = job_table(job, EXPECTATION_BATCHES)
+    if table not in lake:
+        return ()
+    rows = lake.rows(
+        f'SELECT expectation, any_value(action), sum(checked), sum(failed) FROM "{table}"'
+        " GROUP BY expectation ORDER BY expectation"
+    )
+    return tuple((name, action, int(checked), int(failed)) for name, action, checked, failed in rows)
 
 
 def _query_totals(lake: Lake) -> list[SimpleNamespace]:

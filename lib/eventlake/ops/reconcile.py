@@ -23,6 +23,7 @@ from eventlake.ops.lake import Lake
 from eventlake.ops.replay import ReplayFigures, replay_figures
 from eventlake.pipeline.analytics import EVENTS_TABLE, JOB, WINDOW_BATCHES_TABLE, WINDOWS_QUERY, WINDOWS_TABLE
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.pipeline.expectations import EXPECTATION_BATCHES
 from eventlake.pipeline.gold import EVENTS, WINDOW_BATCHES
 from eventlake.pipeline.intake import INTAKE_TABLE
 from eventlake.pipeline.late_events import LATE_EVENTS
@@ -78,6 +79,8 @@ class Reconciliation:
     late_kept: int | None = None
     pending_in_state: int | None = None
     replays: ReplayFigures | None = None
+    dropped: int = 0
+    quarantined: int = 0
 
     @property
     def kept_out(self) -> int:
@@ -96,8 +99,9 @@ class Reconciliation:
     def problems(self) -> list[str]:
         """What does not add up; empty when the run reconciles."""
         found = list(self.unaccounted)
-        if self.read != self.valid + self.dead_letters:
-            found.append(f"records read {self.read} != valid {self.valid} + dead letters {self.dead_letters}")
+        if self.read != self.valid + self.dead_letters + self.dropped:
+            dropped = f" + dropped by expectations {self.dropped}" if self.dropped else ""
+            found.append(f"records read {self.read} != valid {self.valid} + dead letters {self.dead_letters}{dropped}")
         job = self.job
         if self.invalid != self.dead_letters:
             found.append(f"invalid records {self.invalid} != rows in {job.job}_dead_letters {self.dead_letters}")
@@ -132,6 +136,8 @@ class Reconciliation:
             ("Kafka records read", self.read),
             ("  valid", self.valid),
             ("  dead letters", self.dead_letters),
+            *([("    of them quarantined by expectations", self.quarantined)] if self.quarantined else []),
+            *([("  dropped by expectations", self.dropped)] if self.dropped else []),
             ("valid events", self.valid),
             ("  counted in final windows", unknown if self.sliding or self.counted is None else self.counted),
             ("  in windows not final yet", unknown if self.sliding or self.pending is None else self.pending),
@@ -275,6 +281,14 @@ def _reconcile(
             f'SELECT count(*) FROM (SELECT DISTINCT topic, "partition", "offset" FROM "{late_table}")'
         )
     late_uncaptured = sum(row.dropped_late for row in window_batches if getattr(row, "late_events", None) is None)
+    dropped = quarantined = 0
+    expectations_table = job_table(job.job, EXPECTATION_BATCHES)
+    if expectations_table in lake:
+        [figures] = lake.records(
+            "SELECT coalesce(sum(dropped), 0) AS dropped, coalesce(sum(quarantined), 0) AS quarantined"
+            f' FROM "{expectations_table}"'
+        )
+        dropped, quarantined = int(figures.dropped), int(figures.quarantined)
     pending_in_state = None
     if spark is not None and not sliding and job.counted_column is not None:
         pending_in_state = events_in_open_windows(spark, storage.checkpoint_path(job.job, "windows"))
@@ -287,6 +301,7 @@ def _reconcile(
         counted=None if counted is None else int(counted), sliding=sliding, unaccounted=tuple(unaccounted),
         deduplicated=deduplicated, job=job, late_kept=late_kept if late_table in lake else None,
         pending_in_state=pending_in_state, replays=replay_figures(storage.tables_root, job.job),
+        dropped=dropped, quarantined=quarantined,
     )
 
 

@@ -31,6 +31,7 @@ from eventlake.pipeline.contract import parse_events, with_job_clock
 from eventlake.pipeline.dimensions import ensure_dimension_table
 from eventlake.pipeline.etl_by_state import SILVER_CHECKPOINT, state_dedup_starts
 from eventlake.pipeline.etl_stages import StageContext, run_stages, to_bronze, to_silver
+from eventlake.pipeline.expectations import check_expectations, fails
 from eventlake.pipeline.intake import BatchCounts, observe_dead_letters, write_intake_batch
 from eventlake.pipeline.sinks import (
     BatchWriter,
@@ -105,10 +106,17 @@ def silver_rows(raw: DataFrame, settings: Settings, context: StageContext) -> Da
     etl = settings.etl
     parsed = raw.transform(parse_events, settings.contract)
     try:
-        return run_stages(parsed, etl.transforms, context)
+        staged = run_stages(parsed, etl.transforms, context)
     except (AnalysisException, ValueError) as error:
         first_line = str(error).strip().splitlines()[0]
         raise ConfigError(f"etl.transforms {list(etl.transforms)} cannot run: {first_line}") from None
+    for expectation in etl.expectations:  # one at a time, to name the rule that cannot run
+        try:
+            staged.where(fails(expectation)).schema  # noqa: B018 - analysing the plan is the check
+        except AnalysisException as error:
+            first_line = str(error).strip().splitlines()[0]
+            raise ConfigError(f"etl.expectations.{expectation.name}.rule: {first_line}") from None
+    return staged.transform(check_expectations, etl.expectations)
 
 
 def refuse_silver_of_merge(spark: SparkSession, storage: StorageSettings, checkpoint: str) -> None:
@@ -168,6 +176,7 @@ def etl_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
         storage=storage,
         writer=writer,
         retry=settings.retry,
+        expectations=etl.expectations,
         write_records=partial(
             write_lake_rows,
             storage=storage,

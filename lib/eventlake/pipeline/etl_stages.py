@@ -19,6 +19,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from eventlake.pipeline.contract import mark_invalid
+from eventlake.pipeline.expectations import without_expectation_columns
 from eventlake.runtime.config import EtlSettings, spark_interval
 
 
@@ -184,7 +185,8 @@ _FIRST_COPY_ORDER = ("event_time", "kafka_timestamp", "topic", "partition", "off
 def silver_columns(rows: DataFrame) -> DataFrame:
     """Valid rows after the stages -> silver's columns: the event columns, promoted and dimension columns, and
     the Kafka coordinates (every valid row: copies of an ``event_id`` included)."""
-    return rows.where(_is_valid()).withColumnRenamed("timestamp", "kafka_timestamp").drop(*_NOT_IN_SILVER)
+    valid = rows.where(_is_valid()).transform(without_expectation_columns)
+    return valid.withColumnRenamed("timestamp", "kafka_timestamp").drop(*_NOT_IN_SILVER)
 
 
 def to_silver(rows: DataFrame) -> DataFrame:

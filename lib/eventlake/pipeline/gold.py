@@ -43,6 +43,7 @@ from eventlake.pipeline.contract import (
     with_job_clock,
 )
 from eventlake.pipeline.dimensions import dimension_from_csv
+from eventlake.pipeline.expectations import EXPECTATION_BATCHES, check_expectations
 from eventlake.pipeline.intake import observe_dead_letters, write_intake_batch
 from eventlake.pipeline.late_events import LATE_COLUMNS_SCHEMA, LATE_EVENTS, LateRule
 from eventlake.pipeline.quiet import (
@@ -316,7 +317,7 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 def own_tables(job: str) -> tuple[str, ...]:
     """The tables a gold job ``job`` keeps besides its output."""
-    own = (EVENTS, WINDOW_BATCHES, LATE_EVENTS, HEARTBEATS, *EVERY_JOB_TABLES)
+    own = (EVENTS, WINDOW_BATCHES, LATE_EVENTS, HEARTBEATS, EXPECTATION_BATCHES, *EVERY_JOB_TABLES)
     return tuple(f"{job}_{table}" for table in own)
 
 
@@ -334,6 +335,11 @@ def gold_problems(settings: Settings) -> list[str]:
     contract = gold.source.contract
     if gold.source.table and (gold.source.topic or contract != BUILT_IN_CONTRACT):
         problems.append("gold.source: give a table, or a topic and its contract, not both")
+    elif gold.source.table and gold.expectations:
+        problems.append(
+            "gold.expectations: a gold job of a table has no intake to check rows in; check them in the job that"
+            " writes the table"
+        )
     elif gold.source.table and not _NAME.fullmatch(gold.source.table):
         problems.append(f"gold.source.table: {gold.source.table!r} must be a table name under storage.tables_root")
     elif contract != BUILT_IN_CONTRACT:
@@ -423,6 +429,7 @@ def check_gold_plan(spark: SparkSession, settings: Settings, dimensions: Mapping
     if "event_time" not in source.columns:
         raise ConfigError("gold.source.table: the table has no event_time column to window on")
     rows = spark.createDataFrame([], _ddl(source.columns))
+    events = rows
 
     def step(key: str, build: Callable[[DataFrame], DataFrame], rows: DataFrame) -> DataFrame:
         try:
@@ -432,6 +439,9 @@ def check_gold_plan(spark: SparkSession, settings: Settings, dimensions: Mapping
         except (PySparkException, ValueError) as error:
             raise ConfigError(f"{key}: {_first_line(error)}") from None
 
+    for expectation in gold.expectations:
+        check = partial(_where, condition=expectation.rule)
+        step(f"gold.expectations.{expectation.name}.rule", check, events)
     for name, expr in gold.columns.items():
         rows = step(f"gold.columns.{name}", partial(with_columns_of, columns={name: expr}), rows)
     rows = step("gold.filter", lambda rows: keep_rows(rows, gold.filter), rows)
@@ -453,6 +463,10 @@ def check_gold_plan(spark: SparkSession, settings: Settings, dimensions: Mapping
     for measure in gold.measures:
         step(f"gold.measures.{measure.name}", partial(_aggregate, measure=measure), rows)
     step("gold.window", lambda rows: aggregate_windows(rows, gold), rows)
+
+
+def _where(rows: DataFrame, condition: str) -> DataFrame:
+    return rows.where(F.expr(condition))
 
 
 def _select(rows: DataFrame, columns: list) -> DataFrame:
@@ -603,7 +617,7 @@ def _intake_start(
     checkpoint_id = claim_checkpoint(spark, checkpoint, job, "intake", settings.kafka.topic)
     writer = BatchWriter.for_checkpoint(spark, query, checkpoint, checkpoint_id)
     write_intake = partial(
-        write_intake_batch, job=job, storage=storage, writer=writer, retry=retry,
+        write_intake_batch, job=job, storage=storage, writer=writer, retry=retry, expectations=gold.expectations,
         write_records=partial(
             write_valid_events, to_events=source.to_events, table=events_table, job=job, storage=storage,
             writer=writer, retry=retry,
@@ -612,7 +626,7 @@ def _intake_start(
 
     def start_intake() -> StreamingQuery:
         raw = read_kafka_stream(spark, settings.kafka).transform(with_job_clock)
-        parsed = source.parse(raw).transform(observe_dead_letters)
+        parsed = source.parse(raw).transform(check_expectations, gold.expectations).transform(observe_dead_letters)
         return start_batch_stream(parsed, write_intake, query, checkpoint, gold.trigger)
 
     return start_intake

@@ -7,16 +7,23 @@ records were valid and invalid. Together they prove that every offset was read o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
-from eventlake.pipeline.contract import invalid_records
+from eventlake.pipeline.contract import invalid_records, is_dead_letter, is_dropped
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE, to_dead_letters
+from eventlake.pipeline.expectations import (
+    EXPECTATION_BATCHES,
+    EXPECTATION_BATCHES_SCHEMA,
+    expectation_figures,
+    expectation_rows,
+    raise_on_failed,
+)
 from eventlake.pipeline.sinks import BatchWriter, fits_one_file, run_together, stored_with_count
-from eventlake.runtime.config import RetrySettings, StorageSettings
+from eventlake.runtime.config import Expectation, RetrySettings, StorageSettings
 from eventlake.runtime.frames import rows_frame
 from eventlake.runtime.job_tables import DEAD_LETTER_ROWS, INTAKE_BATCHES, job_table
 from eventlake.runtime.retry import with_retries
@@ -32,16 +39,15 @@ def observe_dead_letters(parsed: DataFrame) -> DataFrame:
     """Report, with each micro-batch's progress, how many of its rows are invalid (become dead letters)."""
     if not parsed.isStreaming:
         return parsed
-    return parsed.observe(DEAD_LETTER_ROWS, F.count(F.when(F.col("error_code").isNotNull(), 1)).alias("rows"))
+    return parsed.observe(DEAD_LETTER_ROWS, F.count(F.when(is_dead_letter(), 1)).alias("rows"))
 
 
 def count_intake_per_partition(parsed: DataFrame, job: str, batch_id: int) -> DataFrame:
     """Rows of :func:`~eventlake.pipeline.contract.parse_events` -> one row per topic partition: the first and
     last offset read, the number of records, and how many were valid and invalid (NULL for Kafka rows not
-    parsed: without ``error_code``)."""
+    parsed: without ``error_code``). A row an expectation dropped is neither."""
     if "error_code" in parsed.columns:
-        is_valid = F.col("error_code").isNull()
-        valid, invalid = F.count(F.when(is_valid, 1)), F.count(F.when(~is_valid, 1))
+        valid, invalid = F.count(F.when(F.col("error_code").isNull(), 1)), F.count(F.when(is_dead_letter(), 1))
     else:
         valid = invalid = F.lit(None).cast("long")
     return parsed.groupBy("topic", "partition").agg(
@@ -65,11 +71,23 @@ def _empty_intake_row(job: str, batch_id: int) -> dict[str, object]:
 
 @dataclass(frozen=True)
 class BatchCounts:
-    """How many records a micro-batch holds, and how many of them are valid and invalid."""
+    """How many records a micro-batch holds, how many of them are valid and invalid, and how many valid ones
+    an expectation dropped."""
 
     records: int
     valid: int
     invalid: int
+    dropped: int = 0
+
+
+BATCH_COUNTS = ("records", "valid", "invalid", "dropped")
+
+
+def _expectation_counts(expectations: Sequence[Expectation]) -> list:
+    """The rows dropped and each expectation's figures; none without expectations (each is work on every row)."""
+    if not expectations:
+        return []
+    return [F.count(F.when(is_dropped(), 1)).alias("dropped"), *expectation_figures(expectations)]
 
 
 # A job's own writes of a micro-batch: (parsed rows, batch id, their counts) -> None; idempotent per batch id.
@@ -85,8 +103,10 @@ def write_intake_batch(
     writer: BatchWriter,
     retry: RetrySettings,
     write_records: BatchWrites | None = None,
+    expectations: Sequence[Expectation] = (),
 ) -> None:
-    """Write one micro-batch: its dead letters and, at the same time, the job's own ``write_records``,
+    """Write one micro-batch: its dead letters and, at the same time, the job's own ``write_records``
+    and the figures of its ``expectations`` (rows of :func:`~eventlake.pipeline.expectations.check_expectations`),
     then the intake counts, each once per batch (``writer``) and retried by the job's ``retry`` policy (the
     job's own writes retry themselves, with the same policy). The intake counts go last, so a batch with its
     ``intake_batches`` rows is a batch written whole.
@@ -97,14 +117,17 @@ def write_intake_batch(
     # Parsed once: the writes read the stored rows through a plan of one node, not the contract's large
     # plan, and the batch's counts come with the same Spark job.
     observation = Observation(f"{job}-batch-{batch_id}")
-    is_valid = F.col("error_code").isNull()
     parsed = parsed.observe(
         observation,
         F.count(F.lit(1)).alias("records"),
-        F.count(F.when(is_valid, 1)).alias("valid"),
-        F.count(F.when(~is_valid, 1)).alias("invalid"),
+        F.count(F.when(F.col("error_code").isNull(), 1)).alias("valid"),
+        F.count(F.when(is_dead_letter(), 1)).alias("invalid"),
+        *_expectation_counts(expectations),
     ).localCheckpoint(eager=True)
-    counts = BatchCounts(**observation.get)
+    observed = observation.get
+    counts = BatchCounts(**{name: observed[name] for name in BATCH_COUNTS if name in observed})
+    if expectations and counts.records:
+        raise_on_failed(parsed, observed, expectations)
     if not counts.records:
         _append_intake(parsed, batch_id, 0, job=job, storage=storage, writer=writer, retry=retry)
         return
@@ -122,7 +145,21 @@ def write_intake_batch(
             f"{job}: writing the dead letters of batch {batch_id}",
         )
 
+    def write_expectation_figures() -> None:
+        figures = rows_frame(
+            parsed.sparkSession, expectation_rows(observed, expectations, job, batch_id), EXPECTATION_BATCHES_SCHEMA
+        )
+        with_retries(
+            lambda: writer.append(
+                figures, storage.table_path(job_table(job, EXPECTATION_BATCHES)), batch_id, one_file=True
+            ),
+            retry,
+            f"{job}: writing the expectation figures of batch {batch_id}",
+        )
+
     writes = [write_dead_letters] if counts.invalid else []
+    if expectations:
+        writes.append(write_expectation_figures)
     if write_records is not None:
         writes.append(lambda: write_records(parsed, batch_id, counts))
     run_together(writes)

@@ -174,6 +174,18 @@ class RetrySettings:
 
 
 @dataclass(frozen=True)
+class Expectation:
+    """A row rule of ``[[etl.expectations]]`` or ``[[gold.expectations]]``: ``rule`` is a Spark SQL condition
+    over the rows' columns that a good row meets (NULL counts as not met); a valid row that fails it is kept
+    and counted (``action = "warn"``), counted and left out (``drop``), sent to the dead letters with code
+    ``EXPECTATION_FAILED`` (``quarantine``), or stops the query (``fail``)."""
+
+    name: str
+    rule: str
+    action: str = "warn"
+
+
+@dataclass(frozen=True)
 class EtlSettings:
     """The streaming ETL job: the transform stages in order, the ``data`` fields promoted to typed columns
     (name -> Spark type), and its enrichment and PII rules. (The formats it reads are the contract's
@@ -194,6 +206,7 @@ class EtlSettings:
     silver_dedup_days: int = 1
     silver_dedup: str = "merge"
     silver_dedup_within: timedelta = timedelta(hours=1)
+    expectations: tuple[Expectation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -355,6 +368,7 @@ class GoldSettings:
     late_events: bool = False
     max_files_per_trigger: int = 0
     idle_timeout: timedelta | None = None
+    expectations: tuple[Expectation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -601,8 +615,27 @@ def _check_choices(key: str, values: typing.Iterable[str], known: typing.Sequenc
 SILVER_DEDUP_MODES = ("merge", "state")
 
 
+EXPECTATION_ACTIONS = ("warn", "drop", "quarantine", "fail")
+
+
+def check_expectations(key: str, expectations: typing.Sequence[Expectation]) -> None:
+    """Each expectation named once (letters, digits, ``_``), with a rule and a known action."""
+    names = [expectation.name for expectation in expectations]
+    for expectation in expectations:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", expectation.name):
+            raise ConfigError(f"{key}: the name {expectation.name!r} must be a letter, then letters, digits or '_'")
+        if names.count(expectation.name) > 1:
+            raise ConfigError(f"{key}: two expectations are named {expectation.name!r}")
+        if not expectation.rule.strip():
+            raise ConfigError(f"{key}.{expectation.name}.rule is empty")
+        _check_choices(f"{key}.{expectation.name}.action", [expectation.action], EXPECTATION_ACTIONS)
+
+
 def _check_etl(etl: EtlSettings) -> None:
     check_trigger("etl.trigger", etl.trigger)
+    check_expectations("etl.expectations", etl.expectations)
+    if etl.expectations and etl.silver_dedup != "merge":
+        raise ConfigError("etl.expectations run in the ingest query of etl.silver_dedup = 'merge', not with 'state'")
     _check_choices("etl.enrich.on_miss", [etl.enrich.on_miss], ("keep", "dead_letter"))
     if len(set(etl.transforms)) != len(etl.transforms):
         raise ConfigError(f"etl.transforms names a stage twice: {', '.join(etl.transforms)}")
@@ -641,6 +674,7 @@ def _check(settings: Settings) -> None:
     check_trigger("analytics.trigger", analytics.trigger)
     _check_etl(settings.etl)
     _check_alerts(settings.alerts)
+    check_expectations("gold.expectations", settings.gold.expectations)
     if settings.retry.max_attempts < 1:
         raise ConfigError("retry.max_attempts must be at least 1")
     kafka = settings.kafka

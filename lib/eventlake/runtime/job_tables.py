@@ -21,6 +21,8 @@ EVERY_JOB_TABLES = (DEAD_LETTERS, INTAKE_BATCHES, PIPELINE_METRICS)
 # Observed per batch (progress.observedMetrics) by the queries that write dead letters, and recorded in
 # pipeline_metrics.dead_letters.
 DEAD_LETTER_ROWS = "dead_letter_rows"
+# Observed per batch by a query with expectations: rows failing one, in pipeline_metrics.expectations_failed.
+EXPECTATION_FAILED_ROWS = "expectation_failed_rows"
 
 
 def job_table(job: str, name: str) -> str:

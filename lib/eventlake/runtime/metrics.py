@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQueryListener
 
 from eventlake.runtime.frames import rows_frame
-from eventlake.runtime.job_tables import DEAD_LETTER_ROWS, PIPELINE_METRICS, job_table
+from eventlake.runtime.job_tables import DEAD_LETTER_ROWS, EXPECTATION_FAILED_ROWS, PIPELINE_METRICS, job_table
 from eventlake.runtime.progress import kafka_lag
 
 METRICS_TABLE = PIPELINE_METRICS
@@ -30,7 +30,7 @@ METRICS_SCHEMA = (
     " batch_duration_ms long, add_batch_ms long, query_planning_ms long, latest_offset_ms long,"
     " wal_commit_ms long, commit_offsets_ms long, watermark timestamp, state_rows long,"
     " state_memory_bytes long, dropped_late long, dropped_duplicates long, windowed_rows long, kafka_lag long,"
-    " dead_letters long"
+    " dead_letters long, expectations_failed long"
 )
 
 
@@ -74,6 +74,7 @@ def progress_row(progress: Any, job: str) -> dict[str, Any]:
         "windowed_rows": _observed_rows(progress, "windowed_rows"),
         "kafka_lag": kafka_lag(progress.sources),
         "dead_letters": _observed_rows(progress, DEAD_LETTER_ROWS),
+        "expectations_failed": _observed_rows(progress, EXPECTATION_FAILED_ROWS),
     }
 
 

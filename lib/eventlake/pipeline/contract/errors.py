@@ -40,6 +40,10 @@ EXTRACT_STAGE = "extract"
 CONTRACT_STAGE = "contract"
 ERROR_COLUMNS = ("error_code", "error_message", "error_stage")
 
+# The mark of a valid row an expectation with ``action = "drop"`` left out: marked like an invalid row, so that
+# every "valid rows" filter leaves it out, but never a dead letter (see :func:`is_dead_letter`).
+DROPPED_MARK = "_DROPPED_BY_EXPECTATION"
+
 # (fails, error code, message): the code is an ErrorCode or a later stage's own StrEnum.
 Check = tuple[Column, StrEnum, Column]
 _ERROR_TYPE = "struct<code: string, message: string>"
@@ -70,6 +74,26 @@ def first_failure(checks: Sequence[Check]) -> Column:
     for condition, code, message in rest:
         chain = chain.when(condition, error(code, message))
     return chain
+
+
+def is_dead_letter() -> Column:
+    """True for a row that is a dead letter: invalid, and not a row an expectation dropped.
+
+    Example::
+
+        parsed.where(is_dead_letter())
+    """
+    return F.col("error_code").isNotNull() & (F.col("error_code") != DROPPED_MARK)
+
+
+def is_dropped() -> Column:
+    """True for a row an expectation with ``action = "drop"`` left out (see :data:`DROPPED_MARK`).
+
+    Example::
+
+        parsed.where(is_dropped()).count()
+    """
+    return F.coalesce(F.col("error_code") == DROPPED_MARK, F.lit(False))
 
 
 def with_error_columns(rows: DataFrame) -> DataFrame:

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from eventlake.pipeline.contract.clock import JOB_TIME_COLUMN
 from eventlake.pipeline.contract.engine import parse_declared
-from eventlake.pipeline.contract.errors import ERROR_COLUMNS
+from eventlake.pipeline.contract.errors import ERROR_COLUMNS, is_dead_letter
 from eventlake.pipeline.contract.formats import FORMATS
 from eventlake.runtime.config import ContractSettings, DeclaredContract, declared_contracts
 
@@ -109,4 +109,4 @@ def invalid_records(parsed: DataFrame) -> DataFrame:
 
         raw.transform(parse_events, settings.contract).transform(invalid_records).transform(to_dead_letters, job="etl")
     """
-    return parsed.where(F.col("error_code").isNotNull())
+    return parsed.where(is_dead_letter())
