@@ -11,11 +11,13 @@ import pytest
 from pyspark.sql import functions as F
 
 from eventlake.pipeline.etl import SILVER_TABLE, write_silver_rows
-from eventlake.runtime.config import EtlSettings, RetrySettings, StorageSettings
+from eventlake.pipeline.etl_flow import etl_flow
+from eventlake.runtime.config import EtlSettings, RetrySettings, Settings, StorageSettings
 
 pytestmark = pytest.mark.integration
 
 ONCE = RetrySettings(max_attempts=1)
+FLOW = etl_flow(Settings())  # the built-in flow: silver_events, by event_id
 DEFAULT_DAYS = EtlSettings().silver_dedup_days
 
 
@@ -34,7 +36,7 @@ def events(spark, *copies: tuple[str, str]):
 
 def write(spark, tables: Path, *copies: tuple[str, str], days: int = DEFAULT_DAYS) -> None:
     storage = StorageSettings(tables_root=str(tables))
-    write_silver_rows(events(spark, *copies), 0, storage=storage, retry=ONCE, dedup_days=days)
+    write_silver_rows(events(spark, *copies), 0, flow=FLOW, storage=storage, retry=ONCE, dedup_days=days)
 
 
 def silver(spark, tables: Path) -> list[tuple[str, str]]:

@@ -27,10 +27,18 @@ from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
-from eventlake.pipeline.contract import parse_events, with_job_clock
+from eventlake.pipeline.contract import with_job_clock
 from eventlake.pipeline.dimensions import ensure_dimension_table
 from eventlake.pipeline.etl_by_state import SILVER_CHECKPOINT, state_dedup_starts
-from eventlake.pipeline.etl_stages import StageContext, run_stages, to_bronze, to_silver
+from eventlake.pipeline.etl_flow import BUILT_IN_FLOW, EtlFlow, configure_etl, etl_flow
+from eventlake.pipeline.etl_stages import (
+    StageContext,
+    run_stages,
+    to_bronze,
+    to_silver,
+    with_event_date,
+    with_sql_columns,
+)
 from eventlake.pipeline.expectations import check_expectations, fails
 from eventlake.pipeline.intake import BatchCounts, observe_dead_letters, write_intake_batch
 from eventlake.pipeline.sinks import (
@@ -48,36 +56,44 @@ from eventlake.runtime.retry import with_retries
 from eventlake.runtime.runner import QueryPlan
 from eventlake.runtime.storage_checks import claim_checkpoint, refuse_replaced_checkpoints, require_folder
 
-JOB = "etl"
+# The built-in flow's job, tables and query (the flow of ``etl.name = "etl"``; :mod:`eventlake.pipeline.etl_flow`).
+JOB = BUILT_IN_FLOW
 BRONZE_TABLE = "bronze_events"
 SILVER_TABLE = "silver_events"
 INGEST_QUERY = f"{JOB}_ingest"
 
 
 def write_bronze(
-    rows: DataFrame, batch_id: int, records: int, *, storage: StorageSettings, writer: BatchWriter, retry: RetrySettings
+    rows: DataFrame,
+    batch_id: int,
+    records: int,
+    *,
+    flow: EtlFlow,
+    storage: StorageSettings,
+    writer: BatchWriter,
+    retry: RetrySettings,
 ) -> None:
     """Append one micro-batch's ``records`` records, as received, to bronze, once, retried on transient failures."""
     bronze = rows.transform(to_bronze)
     with_retries(
         lambda: writer.append(
-            bronze, storage.table_path(BRONZE_TABLE), batch_id, ["ingest_date"], one_file=fits_one_file(records)
+            bronze, storage.table_path(flow.bronze), batch_id, ["ingest_date"], one_file=fits_one_file(records)
         ),
         retry,
-        f"{JOB}: writing batch {batch_id} to {BRONZE_TABLE}",
+        f"{flow.job}: writing batch {batch_id} to {flow.bronze}",
     )
 
 
 def write_silver_rows(
-    rows: DataFrame, batch_id: int, *, storage: StorageSettings, retry: RetrySettings, dedup_days: int
+    rows: DataFrame, batch_id: int, *, flow: EtlFlow, storage: StorageSettings, retry: RetrySettings, dedup_days: int
 ) -> None:
-    """Insert one micro-batch's valid events into silver, skipping event ids it already holds within
+    """Insert one micro-batch's valid events into silver, skipping ids it already holds within
     ``dedup_days`` event days (``etl.silver_dedup_days``)."""
-    silver = to_silver(rows)
+    silver = to_silver(rows, flow.id_column)
     with_retries(
-        lambda: insert_new_rows(silver, storage.table_path(SILVER_TABLE), "event_id", "event_date", dedup_days),
+        lambda: insert_new_rows(silver, storage.table_path(flow.silver), flow.id_column, "event_date", dedup_days),
         retry,
-        f"{JOB}: writing batch {batch_id} to {SILVER_TABLE}",
+        f"{flow.job}: writing batch {batch_id} to {flow.silver}",
     )
 
 
@@ -86,6 +102,7 @@ def write_lake_rows(
     batch_id: int,
     counts: BatchCounts,
     *,
+    flow: EtlFlow,
     storage: StorageSettings,
     writer: BatchWriter,
     retry: RetrySettings,
@@ -93,37 +110,50 @@ def write_lake_rows(
 ) -> None:
     """The ETL's own writes of one micro-batch, between the dead letters and the intake counts and at the
     same time: every record to bronze, the valid events to silver."""
-    writes = [lambda: write_bronze(rows, batch_id, counts.records, storage=storage, writer=writer, retry=retry)]
+    writes = [
+        lambda: write_bronze(rows, batch_id, counts.records, flow=flow, storage=storage, writer=writer, retry=retry)
+    ]
     if counts.valid:
         writes.append(
-            lambda: write_silver_rows(rows, batch_id, storage=storage, retry=retry, dedup_days=silver_dedup_days)
+            lambda: write_silver_rows(
+                rows, batch_id, flow=flow, storage=storage, retry=retry, dedup_days=silver_dedup_days
+            )
         )
     run_together(writes)
 
 
-def silver_rows(raw: DataFrame, settings: Settings, context: StageContext) -> DataFrame:
-    """Kafka rows -> extracted, validated and transformed rows (invalid ones marked, not removed)."""
+def silver_rows(raw: DataFrame, settings: Settings, context: StageContext, flow: EtlFlow) -> DataFrame:
+    """Kafka rows -> extracted, validated and transformed rows (invalid ones marked, not removed): the
+    contract, the stages, the SQL columns, the event day, the expectations."""
     etl = settings.etl
-    parsed = raw.transform(parse_events, settings.contract)
+    parsed = raw.transform(flow.parse)
     try:
         staged = run_stages(parsed, etl.transforms, context)
     except (AnalysisException, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise ConfigError(f"etl.transforms {list(etl.transforms)} cannot run: {first_line}") from None
+        raise ConfigError(f"etl.transforms {list(etl.transforms)} cannot run: {_first_line(error)}") from None
+    for name, expr in etl.columns.items():  # one at a time, to name the column that cannot run
+        try:
+            staged = staged.transform(with_sql_columns, {name: expr})
+        except AnalysisException as error:
+            raise ConfigError(f"etl.columns.{name}: {_first_line(error)}") from None
+    staged = staged.transform(with_event_date)
     for expectation in etl.expectations:  # one at a time, to name the rule that cannot run
         try:
             staged.where(fails(expectation)).schema  # noqa: B018 - analysing the plan is the check
         except AnalysisException as error:
-            first_line = str(error).strip().splitlines()[0]
-            raise ConfigError(f"etl.expectations.{expectation.name}.rule: {first_line}") from None
+            raise ConfigError(f"etl.expectations.{expectation.name}.rule: {_first_line(error)}") from None
     return staged.transform(check_expectations, etl.expectations)
 
 
-def refuse_silver_of_merge(spark: SparkSession, storage: StorageSettings, checkpoint: str) -> None:
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0]
+
+
+def refuse_silver_of_merge(spark: SparkSession, storage: StorageSettings, checkpoint: str, silver_table: str) -> None:
     """Refuse to start the silver query on a new checkpoint when silver already has rows (written by the
     merge mode, or by a silver query whose checkpoint was removed): its empty state would not know their
     event ids, and it would append them again as it reads the topic."""
-    silver = storage.table_path(SILVER_TABLE)
+    silver = storage.table_path(silver_table)
     if HadoopFiles(spark).exists(f"{checkpoint.rstrip('/')}/commits"):
         return
     if DeltaTable.isDeltaTable(spark, silver) and not spark.read.format("delta").load(silver).isEmpty():
@@ -148,37 +178,47 @@ def never_broadcast_silver(spark: SparkSession, settings: Settings) -> None:
 
 
 def etl_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
-    """The ETL's query (two with ``etl.silver_dedup = "state"``); checks the storage, the stages and the
-    dimension table, and claims the checkpoints, before they start."""
+    """The ETL flow's query (two with ``etl.silver_dedup = "state"``); checks the flow, the storage, the stages
+    and the dimension table, and claims the checkpoints, before they start.
+
+    Example::
+
+        run_queries(spark, settings, "etl", etl_queries)  # what spark-submit jobs/etl.py does
+    """
+    job, settings = configure_etl(settings)
     storage, etl = settings.storage, settings.etl
+    flow = etl_flow(settings)
     require_folder(storage.tables_root, "tables root")
-    replaced = [storage.checkpoint_path(JOB, old) for old in ("bronze", "silver")]
-    refuse_replaced_checkpoints(spark, replaced, JOB, INGEST_QUERY)
+    replaced = [storage.checkpoint_path(job, old) for old in ("bronze", "silver")]
+    refuse_replaced_checkpoints(spark, replaced, job, flow.query("ingest"))
     dimension = ensure_dimension_table(spark, etl.enrich, storage) if "enrich" in etl.transforms else None
     context = StageContext(etl=etl, dimension=dimension, pii_salt=resolve_secret(etl.pii.salt))
     in_turn = etl.trigger == "availableNow"
     if etl.silver_dedup == "state":
-        refuse_silver_of_merge(spark, storage, storage.checkpoint_path(JOB, SILVER_CHECKPOINT))
+        refuse_silver_of_merge(spark, storage, storage.checkpoint_path(job, SILVER_CHECKPOINT), flow.silver)
         starts, state_checkpoints = state_dedup_starts(
-            spark, settings, job=JOB, silver_table=SILVER_TABLE,
-            stage_rows=lambda raw: silver_rows(raw, settings, context), write_bronze=write_bronze,
+            spark, settings, flow=flow,
+            stage_rows=lambda raw: silver_rows(raw, settings, context, flow),
+            write_bronze=partial(write_bronze, flow=flow),
         )
         return QueryPlan(starts=starts, in_turn=in_turn, state_checkpoints=state_checkpoints)
 
     never_broadcast_silver(spark, settings)
-    checkpoint = storage.checkpoint_path(JOB, "ingest")
-    checkpoint_id = claim_checkpoint(spark, checkpoint, JOB, "ingest", settings.kafka.topic)
-    rows = silver_rows(read_kafka_stream(spark, settings.kafka).transform(with_job_clock), settings, context)
-    writer = BatchWriter.for_checkpoint(spark, INGEST_QUERY, checkpoint, checkpoint_id)
+    query = flow.query("ingest")
+    checkpoint = storage.checkpoint_path(job, "ingest")
+    checkpoint_id = claim_checkpoint(spark, checkpoint, job, "ingest", settings.kafka.topic)
+    rows = silver_rows(read_kafka_stream(spark, settings.kafka).transform(with_job_clock), settings, context, flow)
+    writer = BatchWriter.for_checkpoint(spark, query, checkpoint, checkpoint_id)
     write_batch = partial(
         write_intake_batch,
-        job=JOB,
+        job=job,
         storage=storage,
         writer=writer,
         retry=settings.retry,
         expectations=etl.expectations,
         write_records=partial(
             write_lake_rows,
+            flow=flow,
             storage=storage,
             writer=writer,
             retry=settings.retry,
@@ -187,8 +227,6 @@ def etl_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     )
 
     def start_ingest():
-        return start_batch_stream(
-            rows.transform(observe_dead_letters), write_batch, INGEST_QUERY, checkpoint, etl.trigger
-        )
+        return start_batch_stream(rows.transform(observe_dead_letters), write_batch, query, checkpoint, etl.trigger)
 
     return QueryPlan(starts=(start_ingest,), in_turn=in_turn)

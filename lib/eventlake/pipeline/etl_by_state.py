@@ -26,6 +26,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from eventlake.pipeline.contract import JOB_TIME_COLUMN, RECORDS_READ, invalid_records, with_job_clock
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE, to_dead_letters
+from eventlake.pipeline.etl_flow import BUILT_IN_FLOW, EtlFlow
 from eventlake.pipeline.etl_stages import DEDUP_TIME_COLUMN, drop_repeated_events, silver_columns
 from eventlake.pipeline.intake import observe_dead_letters, write_unparsed_intake_batch
 from eventlake.pipeline.sinks import BatchWriter, fits_one_file, run_together, start_batch_stream
@@ -37,12 +38,14 @@ from eventlake.runtime.retry import with_retries
 from eventlake.runtime.running_batch import running_batch
 from eventlake.runtime.storage_checks import claim_checkpoint
 
-RAW_QUERY = "etl_raw"
-SILVER_QUERY = "etl_silver"
-# Checkpoint folders (not "bronze" or "silver": an earlier eventlake's queries of those names are refused).
+# Query roles and checkpoint folders (not "bronze" or "silver": an earlier eventlake's queries of those names are
+# refused). The built-in flow's queries are etl_raw and etl_silver; a flow's are <name>_raw and <name>_silver.
 RAW_CHECKPOINT = "raw"
 SILVER_CHECKPOINT = "silver_state"
-SILVER_BATCHES_TABLE = "etl_silver_batches"
+RAW_QUERY = f"{BUILT_IN_FLOW}_{RAW_CHECKPOINT}"
+SILVER_QUERY = f"{BUILT_IN_FLOW}_silver"
+SILVER_BATCHES = "silver_batches"  # <job>_silver_batches
+SILVER_BATCHES_TABLE = f"{BUILT_IN_FLOW}_{SILVER_BATCHES}"
 SILVER_BATCHES_SCHEMA = (
     "job string, batch_id long, records long, valid long, invalid long, duplicates long, silver_rows long,"
     " start_offset string, end_offset string"
@@ -56,21 +59,22 @@ def write_silver_batch(
     batch_id: int,
     *,
     spark: SparkSession,
-    job: str,
-    silver_table: str,
+    flow: EtlFlow,
     storage: StorageSettings,
     writer: BatchWriter,
     retry: RetrySettings,
 ) -> None:
     """``foreachBatch`` function of the silver query: the batch's first copies to silver, its invalid records to
-    the dead letters and its figures (:data:`SILVER_BATCHES_TABLE`), at the same time, each once (``writer``):
+    the dead letters and its figures (``<job>_silver_batches``), at the same time, each once (``writer``):
     a batch run again after a crash skips the tables that hold it and writes the others. The rows are computed
     once and stored: a stateful batch must not run twice. A batch that read nothing (it only moved the
     watermark, evicting old ids) writes nothing. ``spark``: the job's session, which runs the query (a batch's
     own session is another)."""
     rows = rows.localCheckpoint(eager=True)
+    job, silver_table, figures_table = flow.job, flow.silver, job_table(flow.job, SILVER_BATCHES)
     batch = running_batch(
-        spark, SILVER_QUERY, batch_id, observed=(RECORDS_READ, DEAD_LETTER_ROWS), metrics=(DROPPED_DUPLICATES_METRIC,)
+        spark, flow.query("silver"), batch_id,
+        observed=(RECORDS_READ, DEAD_LETTER_ROWS), metrics=(DROPPED_DUPLICATES_METRIC,),
     )
     records, invalid = batch.observed[RECORDS_READ], batch.observed[DEAD_LETTER_ROWS]
     if not records:
@@ -106,9 +110,9 @@ def write_silver_batch(
     row = rows_frame(spark, [figures], SILVER_BATCHES_SCHEMA)
     writes.append(partial(
         with_retries,
-        lambda: writer.append(row, storage.table_path(SILVER_BATCHES_TABLE), batch_id, one_file=True),
+        lambda: writer.append(row, storage.table_path(figures_table), batch_id, one_file=True),
         retry,
-        f"{job}: writing the figures of batch {batch_id} to {SILVER_BATCHES_TABLE}",
+        f"{job}: writing the figures of batch {batch_id} to {figures_table}",
     ))
     run_together(writes)
 
@@ -117,37 +121,39 @@ def state_dedup_starts(
     spark: SparkSession,
     settings: Settings,
     *,
-    job: str,
-    silver_table: str,
+    flow: EtlFlow,
     stage_rows: Callable[[DataFrame], DataFrame],
     write_bronze: Callable[..., None],
 ) -> tuple[tuple[Callable[[], StreamingQuery], ...], dict[str, str]]:
     """The two queries' start functions (raw first) and the silver query's state checkpoint by name.
     ``stage_rows``: Kafka rows -> rows after the contract and the stages; ``write_bronze(rows, batch_id,
-    records, storage=, writer=, retry=)``: the job's bronze append."""
-    storage, etl = settings.storage, settings.etl
+    records, storage=, writer=, retry=)``: the flow's bronze append."""
+    storage, etl, job = settings.storage, settings.etl, flow.job
+    raw_query, silver_query = flow.query(RAW_CHECKPOINT), flow.query("silver")
     raw_checkpoint = storage.checkpoint_path(job, RAW_CHECKPOINT)
     silver_checkpoint = storage.checkpoint_path(job, SILVER_CHECKPOINT)
     raw_id = claim_checkpoint(spark, raw_checkpoint, job, RAW_CHECKPOINT, settings.kafka.topic)
     silver_id = claim_checkpoint(spark, silver_checkpoint, job, SILVER_CHECKPOINT, settings.kafka.topic)
-    raw_writer = BatchWriter.for_checkpoint(spark, RAW_QUERY, raw_checkpoint, raw_id)
+    raw_writer = BatchWriter.for_checkpoint(spark, raw_query, raw_checkpoint, raw_id)
     write_raw = partial(
         write_unparsed_intake_batch, job=job, storage=storage, writer=raw_writer, retry=settings.retry,
         write_records=partial(write_bronze, storage=storage, writer=raw_writer, retry=settings.retry),
     )
     write_silver = partial(
-        write_silver_batch, spark=spark, job=job, silver_table=silver_table, storage=storage, retry=settings.retry,
-        writer=BatchWriter.for_checkpoint(spark, SILVER_QUERY, silver_checkpoint, silver_id),
+        write_silver_batch, spark=spark, flow=flow, storage=storage, retry=settings.retry,
+        writer=BatchWriter.for_checkpoint(spark, silver_query, silver_checkpoint, silver_id),
     )
 
     def start_raw():
-        return start_batch_stream(read_kafka_stream(spark, settings.kafka), write_raw, RAW_QUERY, raw_checkpoint,
+        return start_batch_stream(read_kafka_stream(spark, settings.kafka), write_raw, raw_query, raw_checkpoint,
                                   etl.trigger)
 
     def start_silver():
         raw = read_kafka_stream(spark, settings.kafka).transform(with_job_clock)
         staged = stage_rows(raw.withColumn(DEDUP_TIME_COLUMN, F.col(JOB_TIME_COLUMN)))
-        first_copies = staged.transform(observe_dead_letters).transform(drop_repeated_events, etl.silver_dedup_within)
-        return start_batch_stream(first_copies, write_silver, SILVER_QUERY, silver_checkpoint, etl.trigger)
+        first_copies = staged.transform(observe_dead_letters).transform(
+            drop_repeated_events, etl.silver_dedup_within, flow.id_column
+        )
+        return start_batch_stream(first_copies, write_silver, silver_query, silver_checkpoint, etl.trigger)
 
-    return (start_raw, start_silver), {SILVER_QUERY: silver_checkpoint}
+    return (start_raw, start_silver), {silver_query: silver_checkpoint}

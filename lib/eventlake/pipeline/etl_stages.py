@@ -10,7 +10,7 @@ Stages use Spark expressions only (``try_*`` functions), so no record can make o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -150,6 +150,29 @@ def mask_pii(rows: DataFrame, context: StageContext) -> DataFrame:
     return rows.withColumns(hashed).drop(*pii.drop)
 
 
+def with_sql_columns(rows: DataFrame, columns: Mapping[str, str]) -> DataFrame:
+    """Add ``etl.columns`` (name -> Spark SQL expression over the rows' columns) to the valid rows; NULL on
+    invalid ones, whose columns may hold nothing an expression can read.
+
+    Example::
+
+        rows.transform(with_sql_columns, {"amount_eur": "amount * eur_rate"})
+    """
+    if not columns:
+        return rows
+    return rows.withColumns({name: F.when(_is_valid(), F.expr(expr)) for name, expr in columns.items()})
+
+
+def with_event_date(rows: DataFrame) -> DataFrame:
+    """Add ``event_date``, the event's day in UTC that partitions silver, unless a stage (``normalise``) did.
+
+    Example::
+
+        rows.transform(with_event_date).select("event_time", "event_date")
+    """
+    return rows if "event_date" in rows.columns else rows.withColumn("event_date", F.to_date("event_time"))
+
+
 # --- bronze and silver rows ---------------------------------------------------------------------------
 
 BRONZE_COLUMNS = (
@@ -189,14 +212,19 @@ def silver_columns(rows: DataFrame) -> DataFrame:
     return valid.withColumnRenamed("timestamp", "kafka_timestamp").drop(*_NOT_IN_SILVER)
 
 
-def to_silver(rows: DataFrame) -> DataFrame:
-    """Valid rows after the stages -> silver rows (:func:`silver_columns`), one row per ``event_id``: the copy
-    with the earliest event time."""
+def to_silver(rows: DataFrame, id_column: str = "event_id") -> DataFrame:
+    """Valid rows after the stages -> silver rows (:func:`silver_columns`), one row per ``id_column``: the copy
+    with the earliest event time.
+
+    Example::
+
+        batch.transform(to_silver, "order_id")
+    """
     silver = rows.transform(silver_columns)
     if silver.isStreaming:
         return silver
     order = [F.col(name).asc_nulls_last() for name in _FIRST_COPY_ORDER if name in silver.columns]
-    copy = F.row_number().over(Window.partitionBy("event_id").orderBy(*order))
+    copy = F.row_number().over(Window.partitionBy(id_column).orderBy(*order))
     return silver.withColumn("_copy", copy).where(F.col("_copy") == 1).drop("_copy")
 
 
@@ -204,9 +232,9 @@ def to_silver(rows: DataFrame) -> DataFrame:
 DEDUP_TIME_COLUMN = "_dedup_time"
 
 
-def drop_repeated_events(rows: DataFrame, within: timedelta) -> DataFrame:
+def drop_repeated_events(rows: DataFrame, within: timedelta, id_column: str = "event_id") -> DataFrame:
     """Rows after the stages (valid and invalid), carrying the job's clock in :data:`DEDUP_TIME_COLUMN` -> the
-    same rows less the repeated copies of valid events: the first copy of each ``event_id`` stays
+    same rows less the repeated copies of valid events: the first copy of each ``id_column`` stays
     (``dropDuplicatesWithinWatermark``), every invalid record too. In a stream, an id stays in the query's
     state for at least ``within`` of the job's clock after its first copy; a copy arriving later is kept again.
 
@@ -214,7 +242,7 @@ def drop_repeated_events(rows: DataFrame, within: timedelta) -> DataFrame:
     watermark, which on event time would silently keep late events out of silver. The job's clock only moves
     forward, so no row is ever behind it."""
     # An invalid record is its own key (its coordinates), so none is ever taken for a copy of another.
-    key = F.when(_is_valid(), F.concat(F.lit("event:"), F.col("event_id"))).otherwise(
+    key = F.when(_is_valid(), F.concat(F.lit("event:"), F.col(id_column).cast("string"))).otherwise(
         F.concat_ws("/", F.lit("record"), "topic", "partition", "offset")
     )
     keyed = rows.withColumn("_dedup_key", key)

@@ -186,8 +186,20 @@ class Expectation:
 
 
 @dataclass(frozen=True)
+class EtlSource:
+    """The topic an ETL flow reads (empty: ``kafka.topic``) and the ``contract`` it reads it with: ``events``
+    (the built-in event contract, with ``[contract]``) or the name of a ``[contracts.<name>]`` declaration."""
+
+    topic: str = ""
+    contract: str = "events"
+
+
+@dataclass(frozen=True)
 class EtlSettings:
-    """The streaming ETL job: the transform stages in order, the ``data`` fields promoted to typed columns
+    """A streaming ETL flow. ``name`` names the job, its checkpoints and its tables: ``etl`` (the built-in
+    flow: ``bronze_events``, ``silver_events``) or any other (``<name>_bronze``, ``<name>_silver``), and
+    ``source`` its topic and contract. Then the transform stages in order, the SQL ``columns`` added after them
+    (name -> expression over the rows' columns), the ``data`` fields promoted to typed columns
     (name -> Spark type), and its enrichment and PII rules. (The formats it reads are the contract's
     ``extractors``.) ``silver_dedup_days``: how many event days apart two copies of one ``event_id`` may be
     and still be kept once in silver; each silver MERGE reads that many days of silver either side of the
@@ -198,8 +210,11 @@ class EtlSettings:
     ``dropDuplicatesWithinWatermark`` on the event id with the ids of the last ``silver_dedup_within`` of the
     job's clock in its state, and an append: a copy arriving later than that after the first is kept again)."""
 
+    name: str = "etl"
+    source: EtlSource = field(default_factory=EtlSource)
     trigger: str = "availableNow"
     transforms: tuple[str, ...] = ("normalise", "promote_fields", "enrich", "mask_pii")
+    columns: dict[str, str] = field(default_factory=dict)
     promote: dict[str, str] = field(default_factory=dict)
     enrich: EnrichSettings = field(default_factory=EnrichSettings)
     pii: PiiSettings = field(default_factory=PiiSettings)
@@ -461,7 +476,9 @@ def _merge_into(target: dict[str, Any], source: dict[str, Any]) -> None:
 
 
 # Tables whose keys are free-form and may contain dots ("spark.sql.shuffle.partitions").
-_FREE_FORM_TABLES = (("spark", "conf"), ("kafka", "options"), ("etl", "promote"), ("gold", "columns"))
+_FREE_FORM_TABLES = (
+    ("spark", "conf"), ("kafka", "options"), ("etl", "promote"), ("etl", "columns"), ("gold", "columns")
+)
 
 
 def _move_old_retry_section(raw: dict[str, Any], path: Path) -> None:

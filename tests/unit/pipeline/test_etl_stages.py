@@ -22,6 +22,8 @@ from eventlake.pipeline.etl_stages import (
     run_stages,
     to_bronze,
     to_silver,
+    with_event_date,
+    with_sql_columns,
 )
 from eventlake.runtime.config import EnrichSettings, EtlSettings, PiiSettings
 
@@ -205,3 +207,32 @@ def test_drop_repeated_events_keeps_one_copy_per_event_id_and_every_invalid_reco
         ("e-2", 2), ("e-2", 3),
     ]
     assert [row.event_id for row in kept.where("error_code IS NULL").collect()] == ["e-1"]
+
+
+def test_sql_columns_are_added_to_valid_rows_and_null_on_invalid_ones(spark):
+    frame = spark.createDataFrame(
+        [("o1", Decimal("10.00"), None), ("o2", Decimal("4.00"), "NOT_CSV")],
+        "order_id string, amount decimal(12,2), error_code string",
+    )
+    priced = frame.transform(with_sql_columns, {"doubled": "amount * 2"})
+    expected = spark.createDataFrame(
+        [("o1", Decimal("10.00"), None, Decimal("20.00")), ("o2", Decimal("4.00"), "NOT_CSV", None)],
+        "order_id string, amount decimal(12,2), error_code string, doubled decimal(14,2)",
+    )
+    assert_df_equality(priced, expected, ignore_nullable=True)
+
+
+def test_the_event_day_is_added_unless_a_stage_gave_it(spark):
+    frame = spark.createDataFrame([(T,)], "event_time timestamp")
+    assert frame.transform(with_event_date).first().event_date == date(2026, 1, 1)
+    given = frame.withColumn("event_date", F.lit(date(2020, 5, 5)))
+    assert given.transform(with_event_date).first().event_date == date(2020, 5, 5)
+
+
+def test_silver_keeps_one_copy_per_id_column_of_a_declared_contract(spark):
+    frame = spark.createDataFrame(
+        [("o1", T, 2), ("o1", T - timedelta(minutes=1), 3), ("o2", T, 4)],
+        "order_id string, event_time timestamp, offset long",
+    ).withColumns({"error_code": F.lit(None).cast("string"), "timestamp": F.col("event_time")})
+    silver = frame.transform(to_silver, "order_id")
+    assert sorted((row.order_id, row.offset) for row in silver.collect()) == [("o1", 3), ("o2", 4)]
