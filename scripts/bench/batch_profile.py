@@ -117,7 +117,7 @@ def instrument(timings: Timings) -> None:
 
         return start_batch_stream(rows, timed_batch, query_name, checkpoint, trigger)
 
-    gold.start_batch_stream = start_timed_stream
+    gold.queries.start_batch_stream = start_timed_stream
     etl.start_batch_stream = start_timed_stream
 
 

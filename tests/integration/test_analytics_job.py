@@ -292,7 +292,7 @@ def test_a_job_started_over_on_new_checkpoints_writes_every_new_record(
     def stop_before_writing(*args, **kwargs):
         raise RuntimeError("stopped before the batch's writes")
 
-    monkeypatch.setattr(gold, "write_intake_batch", stop_before_writing)
+    monkeypatch.setattr(gold.queries, "write_intake_batch", stop_before_writing)
     with pytest.raises(StreamingQueryException):
         run_analytics(spark, job_settings)
     monkeypatch.undo()
