@@ -31,14 +31,25 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def own_tables(job: str) -> tuple[str, ...]:
-    """The tables a gold job ``job`` keeps besides its output."""
+    """The tables a gold job ``job`` keeps besides its output.
+
+    Example::
+
+        own_tables("ysb")  # ('ysb_events', 'ysb_window_batches', 'ysb_late_events', 'ysb_heartbeats', ...)
+    """
     own = (EVENTS, WINDOW_BATCHES, LATE_EVENTS, HEARTBEATS, EXPECTATION_BATCHES, *EVERY_JOB_TABLES)
     return tuple(f"{job}_{table}" for table in own)
 
 
 def gold_problems(settings: Settings) -> list[str]:
     """What is wrong in ``[gold]`` and its contract that needs no Spark: each problem one sentence naming its
-    key. Empty when it can run."""
+    key. Empty when it can run.
+
+    Example::
+
+        for problem in gold_problems(load_settings("conf/gold/ysb.toml", ["gold.window.kind=hopping"])):
+            print(problem)  # gold.window.kind: 'hopping' is not one of tumbling, sliding, session
+    """
     gold, problems = settings.gold, []
     if not _NAME.fullmatch(gold.name):
         problems.append(f"gold.name: {gold.name!r} must be lower-case letters, digits and '_' (it names the tables)")
@@ -121,7 +132,14 @@ def _first_line(error: Exception) -> str:
 
 def check_gold_plan(spark: SparkSession, settings: Settings, dimensions: Mapping[str, DataFrame]) -> None:
     """Build every step over an empty DataFrame of the events' columns, one key at a time, so that an unknown
-    column, an invalid expression or a type error stops the job with one line naming its key."""
+    column, an invalid expression or a type error stops the job with one line naming its key.
+
+    Example::
+
+        settings = load_settings("conf/gold/ysb.toml", ["gold.filter=no_such_column = 'view'"])
+        check_gold_plan(spark, settings, load_dimensions(spark, settings.gold))
+        # ConfigError: gold.filter: [UNRESOLVED_COLUMN.WITH_SUGGESTION] ... `no_such_column` cannot be resolved ...
+    """
     gold, source = settings.gold, event_source(settings, spark)
     if "event_time" not in source.columns:
         raise ConfigError("gold.source.table: the table has no event_time column to window on")
@@ -176,7 +194,13 @@ def _aggregate(rows: DataFrame, measure: GoldMeasure) -> DataFrame:
 
 def configure_gold(settings: Settings) -> tuple[str, Settings]:
     """The job's name and its settings with the source's topic as ``kafka.topic`` (empty for a table source:
-    no topic is read); raises ConfigError with the first problem of :func:`gold_problems`."""
+    no topic is read); raises ConfigError with the first problem of :func:`gold_problems`.
+
+    Example::
+
+        job, settings = configure_gold(load_settings("conf/gold/ysb.toml"))
+        job, settings.kafka.topic  # ('ysb', 'ysb-ad-events')
+    """
     problems = gold_problems(settings)
     if problems:
         raise ConfigError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))

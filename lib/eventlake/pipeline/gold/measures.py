@@ -31,5 +31,11 @@ MEASURES: dict[str, Callable[[str], Column]] = {
 
 
 def measure_column(measure: GoldMeasure) -> Column:
-    """The aggregate of one measure, named after it."""
+    """The aggregate of one measure, named after it.
+
+    Example::
+
+        pages = measure_column(GoldMeasure(name="pages", fn="count_distinct", expr="page"))
+        rows.groupBy("user_id").agg(pages)
+    """
     return MEASURES[measure.fn](measure.expr).alias(measure.name)

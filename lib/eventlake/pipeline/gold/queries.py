@@ -42,7 +42,12 @@ from eventlake.runtime.storage_checks import claim_checkpoint, require_folder
 
 def gold_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     """The gold job's queries: intake then windows, or for a table source the windows query on that table.
-    Checks the config's expressions and tables and the storage, and claims the checkpoints, first."""
+    Checks the config's expressions and tables and the storage, and claims the checkpoints, first.
+
+    Example::
+
+        run_queries(spark, settings, "ysb", gold_queries)  # settings from configure_gold
+    """
     gold, storage, retry = settings.gold, settings.storage, settings.retry
     job = gold.name
     dimensions = load_dimensions(spark, gold)
@@ -108,7 +113,12 @@ def gold_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
 
 
 def window_span(window: GoldWindow) -> timedelta:
-    """How long after its last event a window of ``window`` may end: its size, or a session's gap."""
+    """How long after its last event a window of ``window`` may end: its size, or a session's gap.
+
+    Example::
+
+        window_span(GoldWindow(kind="session", gap=timedelta(minutes=30)))  # timedelta(seconds=1800)
+    """
     span = window.gap if window.kind == "session" else window.size
     if span is None:
         raise ConfigError("gold.window: a duration is missing")
@@ -120,7 +130,13 @@ def late_capture(
 ) -> LateCapture:
     """How the gold job ``gold`` keeps its late events in ``<name>_late_events``: the rules of its own windows
     (:mod:`eventlake.pipeline.late_events`). A job of SQL with no id field to de-duplicate on cannot: which
-    window its SQL puts a row in is not known."""
+    window its SQL puts a row in is not known.
+
+    Example::
+
+        late = late_capture(settings.gold, source.id_column, dimensions, storage.table_path("ysb_events"))
+        late.table  # 'ysb_late_events'
+    """
     if gold.sql.strip() and id_column is None:
         raise ConfigError(
             "gold.late_events: a job of sql keeps its late events only when its contract has an id field (the "
@@ -138,7 +154,12 @@ def late_capture(
 
 def late_events_schema(event_columns: Mapping[str, str]) -> str:
     """The DDL of a late events table whose events have ``event_columns`` (an events table's: its batch
-    columns are the windows query's own)."""
+    columns are the windows query's own).
+
+    Example::
+
+        ensure_tables(spark, {storage.table_path("ysb_late_events"): late_events_schema(source.columns)})
+    """
     columns = {name: sql_type for name, sql_type in event_columns.items() if name not in BATCH_COLUMNS}
     return f"{ddl(columns)}, {LATE_COLUMNS_SCHEMA}, {BATCH_COLUMNS_SCHEMA}"
 

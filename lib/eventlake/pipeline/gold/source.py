@@ -33,7 +33,13 @@ KAFKA_COLUMNS = {"topic": "string", "partition": "int", "offset": "long", "kafka
 class EventSource:
     """How a gold job reads its topic: ``parse`` (Kafka rows -> rows with the event columns and the error
     columns), ``to_events`` (parsed rows -> valid events with their Kafka coordinates), the events' ``columns``
-    (name -> SQL type) and the ``id_column`` that de-duplicates (None: none does)."""
+    (name -> SQL type) and the ``id_column`` that de-duplicates (None: none does).
+
+    Example::
+
+        source = event_source(settings, spark)
+        events = raw.transform(source.parse).transform(source.to_events)
+    """
 
     parse: Callable[[DataFrame], DataFrame]
     to_events: Callable[[DataFrame], DataFrame]
@@ -43,7 +49,13 @@ class EventSource:
 
 def event_source(settings: Settings, spark: SparkSession | None = None) -> EventSource:
     """The source of ``settings.gold``: the built-in contract (``events``) or a declared one on its topic, or a
-    Delta table (its columns read with ``spark``; de-duplicated on ``event_id`` when it has one)."""
+    Delta table (its columns read with ``spark``; de-duplicated on ``event_id`` when it has one).
+
+    Example::
+
+        source = event_source(load_settings("conf/gold/user_sessions.toml"))  # a topic: no Spark needed
+        source.id_column  # 'event_id'
+    """
     if settings.gold.source.table:
         if spark is None:
             raise ValueError("the columns of a table source are read with a SparkSession")
@@ -91,13 +103,24 @@ def _keeping(source: EventSource, kept: tuple[str, ...]) -> EventSource:
 
 
 def ddl(columns: Mapping[str, str]) -> str:
-    """The DDL of ``columns`` (name -> SQL type), each name quoted."""
+    """The DDL of ``columns`` (name -> SQL type), each name quoted.
+
+    Example::
+
+        ddl({"event_id": "string", "offset": "long"})  # '`event_id` string, `offset` long'
+    """
     return ", ".join(f"`{name}` {sql_type}" for name, sql_type in columns.items())
 
 
 def load_dimensions(spark: SparkSession, gold: GoldSettings) -> dict[str, DataFrame]:
     """Each join's dimension, read once at start: a CSV file (text columns, ``on`` present and unique in every
-    row) or a Delta table. A missing file or table is a one-line error naming the join."""
+    row) or a Delta table. A missing file or table is a one-line error naming the join.
+
+    Example::
+
+        dimensions = load_dimensions(spark, load_settings("conf/gold/ysb.toml").gold)
+        dimensions["campaigns"].columns  # ['ad_id', 'campaign_id']
+    """
     dimensions = {}
     for join in gold.joins:
         key = f"gold.joins.{join.name}"

@@ -19,17 +19,32 @@ EVENTS_VIEW = "events"  # the view a gold job's ``sql`` reads
 
 
 def with_columns_of(rows: DataFrame, columns: Mapping[str, str]) -> DataFrame:
-    """Add the derived ``columns`` (name -> SQL expression over the events' columns)."""
+    """Add the derived ``columns`` (name -> SQL expression over the events' columns).
+
+    Example::
+
+        events.transform(with_columns_of, {"page": "try_variant_get(data, '$.page', 'string')"})
+    """
     return rows.withColumns({name: F.expr(expr) for name, expr in columns.items()}) if columns else rows
 
 
 def keep_rows(rows: DataFrame, condition: str) -> DataFrame:
-    """Keep the rows for which the SQL ``condition`` holds (all rows when it is empty)."""
+    """Keep the rows for which the SQL ``condition`` holds (all rows when it is empty).
+
+    Example::
+
+        events.transform(keep_rows, "event_type = 'view'")
+    """
     return rows.where(F.expr(condition)) if condition.strip() else rows
 
 
 def join_dimensions(rows: DataFrame, joins: tuple[GoldJoin, ...], dimensions: Mapping[str, DataFrame]) -> DataFrame:
-    """Join each dimension (``dimensions``: by join name) on its columns: a stream-static join."""
+    """Join each dimension (``dimensions``: by join name) on its columns: a stream-static join.
+
+    Example::
+
+        events.transform(join_dimensions, settings.gold.joins, load_dimensions(spark, settings.gold))
+    """
     for join in joins:
         rows = rows.join(dimensions[join.name], list(join.on), join.how)
     return rows
@@ -37,7 +52,12 @@ def join_dimensions(rows: DataFrame, joins: tuple[GoldJoin, ...], dimensions: Ma
 
 def steps_before_windows(rows: DataFrame, gold: GoldSettings, dimensions: Mapping[str, DataFrame]) -> DataFrame:
     """The steps between the de-duplication and the window: derived columns, filter, joins. Late events take
-    them too, to be put in the windows they missed."""
+    them too, to be put in the windows they missed.
+
+    Example::
+
+        rows = events.transform(steps_before_windows, settings.gold, dimensions)
+    """
     return (
         rows.transform(with_columns_of, gold.columns)
         .transform(keep_rows, gold.filter)
@@ -46,7 +66,13 @@ def steps_before_windows(rows: DataFrame, gold: GoldSettings, dimensions: Mappin
 
 
 def window_column(window: GoldWindow, rows: DataFrame) -> Column:
-    """The event-time window of ``window`` over ``rows``: tumbling, sliding, or a session closed after its gap."""
+    """The event-time window of ``window`` over ``rows``: tumbling, sliding, or a session closed after its gap.
+
+    Example::
+
+        tumbling = GoldWindow(kind="tumbling", size=timedelta(seconds=10))
+        rows.groupBy(window_column(tumbling, rows).alias("window")).count()
+    """
     if window.kind == "session":
         gap = _session_gap(rows, window.gap_expr) if window.gap_expr else _interval(window.gap)
         return F.session_window("event_time", gap)
@@ -56,7 +82,13 @@ def window_column(window: GoldWindow, rows: DataFrame) -> Column:
 
 def with_window_bounds(rows: DataFrame, window: GoldWindow) -> DataFrame:
     """Add ``window_start`` and ``window_end`` of the window each row falls in on its own (a row per window for
-    sliding windows); for a session, the session of that one event: its time to its time plus the gap."""
+    sliding windows); for a session, the session of that one event: its time to its time plus the gap.
+
+    Example::
+
+        sliding = GoldWindow(kind="sliding", size=timedelta(minutes=10), slide=timedelta(minutes=5))
+        rows.transform(with_window_bounds, sliding)  # two rows per event, one per window it falls in
+    """
     if window.kind == "session":
         gap = _session_gap(rows, window.gap_expr) if window.gap_expr else F.expr(f"INTERVAL {_interval(window.gap)}")
         return rows.withColumns({"window_start": F.col("event_time"), "window_end": F.col("event_time") + gap})
@@ -88,7 +120,12 @@ def _interval(duration: timedelta | None) -> str:
 def aggregate_windows(rows: DataFrame, gold: GoldSettings) -> DataFrame:
     """Rows -> one row per window and group: ``window_start``, ``window_end``, the ``group_by`` columns, for a
     session ``duration_seconds`` (from its first event to its last; Spark's ``window_end`` is the last event
-    plus the gap), then the measures."""
+    plus the gap), then the measures.
+
+    Example::
+
+        windows = rows.transform(aggregate_windows, settings.gold)
+    """
     session = gold.window.kind == "session"
     bounds = [F.min("event_time").alias("_first_event"), F.max("event_time").alias("_last_event")] if session else []
     grouped = rows.groupBy(window_column(gold.window, rows).alias("window"), *gold.group_by).agg(
@@ -116,7 +153,12 @@ def prepared_events(
 ) -> DataFrame:
     """Events -> the rows the window aggregates: watermark, de-duplication on ``id_column`` (none when None),
     derived columns, filter, joins. Each stage's rows are observed on a stream, for the batch's figures.
-    ``heartbeats`` (a stream, see :mod:`eventlake.pipeline.quiet`) move the watermark and go no further."""
+    ``heartbeats`` (a stream, see :mod:`eventlake.pipeline.quiet`) move the watermark and go no further.
+
+    Example::
+
+        rows = events.transform(prepared_events, settings.gold, "event_id", dimensions)
+    """
     events = observe_rows(events, WINDOWS_INPUT_ROWS)
     if heartbeats is not None:
         events = with_heartbeats(events, heartbeats)
@@ -137,7 +179,12 @@ def gold_windows(
     heartbeats: DataFrame | None = None,
 ) -> DataFrame:
     """Events -> the gold table's rows: :func:`prepared_events`, then :func:`aggregate_windows` or ``gold.sql``
-    over them as the view ``events``."""
+    over them as the view ``events``.
+
+    Example::
+
+        windows = events.transform(gold_windows, settings.gold, source.id_column, dimensions)
+    """
     rows = prepared_events(events, gold, id_column, dimensions, heartbeats)
     if gold.sql.strip():
         rows.createOrReplaceTempView(EVENTS_VIEW)
