@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -20,20 +19,18 @@ from eventlake.pipeline.contract import (
 )
 from eventlake.pipeline.dead_letters import to_dead_letters
 from eventlake.runtime.config import (
-    _CONVERTER,
     ContractField,
     ContractSettings,
     ContractVersionSpec,
     DeclaredContract,
     EventTimeSpec,
-    Settings,
+    declared_contracts,
 )
 from tests.conftest import PROJECT_ROOT
 
 
 def ysb_contract() -> DeclaredContract:
-    raw = tomllib.loads((PROJECT_ROOT / "conf" / "contracts" / "ysb_ad_event.toml").read_text())
-    return _CONVERTER.structure(raw, Settings).contracts["ysb_ad_event"]
+    return declared_contracts((PROJECT_ROOT / "conf" / "contracts" / "ysb_ad_event.toml").read_text())["ysb_ad_event"]
 
 
 YSB = ysb_contract()
