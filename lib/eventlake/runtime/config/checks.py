@@ -110,6 +110,64 @@ def _check_alerts(alerts: AlertsSettings) -> None:
     )
 
 
+# Functions of Spark SQL that reach outside the rows: the JVM (any static Java method, System.getenv included) and
+# the files of the machine. Config SQL is data, often edited by others than the job's owner; none of it needs these.
+FUNCTIONS_OUTSIDE_THE_DATA = ("reflect", "java_method", "try_reflect", "read_files")
+# What SQL allows between a name and its parenthesis: blanks and comments (a comment is never taken out of the text
+# first: one inside a string literal would hide what follows it).
+_GAP = r"(?:\s|/\*.*?\*/|--[^\n]*(?:\n|$))*"
+_CALL = re.compile(r"(?<!\w)(" + "|".join(FUNCTIONS_OUTSIDE_THE_DATA) + r")" + _GAP + r"\(", re.IGNORECASE | re.DOTALL)
+# A file read as a table: parquet.`/path`, csv.`s3a://...`, text.`...`.
+_FILE_TABLE = re.compile(
+    r"(?<!\w)(parquet|csv|json|orc|text|binaryfile|avro|delta)" + _GAP + r"\." + _GAP + "`", re.IGNORECASE | re.DOTALL
+)
+_QUERY = re.compile(_GAP + r"[(\s]*(select|with)\b", re.IGNORECASE | re.DOTALL)
+
+
+def sql_problem(key: str, text: str, *, statement: bool = False) -> str | None:
+    """Why the config SQL ``text`` at ``key`` may not run, or None: it calls a function that reaches outside the
+    data (:data:`FUNCTIONS_OUTSIDE_THE_DATA`; written in backquotes, qualified or with comments before its
+    parenthesis too), reads a file as a table, or (a ``statement``) is not one query. A string literal that
+    spells such a call is refused as well: the check reads text, not a parsed plan.
+
+    Example::
+
+        sql_problem("gold.columns.home", "reflect('java.lang.System', 'getenv', 'HOME')")
+        # "gold.columns.home: calls reflect, which reaches outside the data (the JVM, the machine's files) ..."
+    """
+    unquoted = text.replace("`", " ")
+    if call := _CALL.search(unquoted):
+        return (
+            f"{key}: calls {call.group(1).lower()}, which reaches outside the data (the JVM, the machine's files);"
+            " config SQL may use the rows' columns and Spark's other functions only"
+        )
+    if file := _FILE_TABLE.search(text):
+        return f"{key}: reads a file as a table ({file.group(1)}.`...`); config SQL may read the job's own rows only"
+    if statement and not _QUERY.match(text):
+        return f"{key}: must be one query (SELECT ... or WITH ...), got {text.strip().split()[0]!r}"
+    return None
+
+
+def config_sql(settings: Settings) -> list[tuple[str, str, bool]]:
+    """Every piece of SQL a config holds, as (key, text, is a statement): what jobs turn into Spark expressions.
+
+    Example::
+
+        [key for key, _, _ in config_sql(settings)]  # ["alerts.rules.large_purchase.when", ...]
+    """
+    gold, etl = settings.gold, settings.etl
+    pieces = [(f"alerts.rules.{rule.name}.when", rule.when, False) for rule in settings.alerts.rules]
+    pieces += [(f"etl.columns.{name}", expr, False) for name, expr in etl.columns.items()]
+    pieces += [(f"gold.columns.{name}", expr, False) for name, expr in gold.columns.items()]
+    pieces += [(f"gold.measures.{measure.name}.expr", measure.expr, False) for measure in gold.measures]
+    pieces += [("gold.filter", gold.filter, False), ("gold.window.gap_expr", gold.window.gap_expr, False)]
+    pieces += [(f"etl.expectations.{rule.name}.rule", rule.rule, False) for rule in etl.expectations]
+    pieces += [(f"gold.expectations.{rule.name}.rule", rule.rule, False) for rule in gold.expectations]
+    if gold.sql.strip():
+        pieces.append(("gold.sql", gold.sql, True))
+    return pieces
+
+
 def check_settings(settings: Settings) -> None:
     """Every check of a loaded config that needs no Spark, across its sections (:func:`load_settings` runs it).
 
@@ -142,3 +200,6 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError("contract.schema_versions must list at least one version")
     if settings.contract.max_record_bytes <= 0:
         raise ConfigError("contract.max_record_bytes must be positive")
+    for key, text, statement in config_sql(settings):
+        if problem := sql_problem(key, text, statement=statement):
+            raise ConfigError(problem)
