@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -24,6 +25,7 @@ from eventlake.pipeline.analytics import (
 )
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
 from eventlake.pipeline.intake import INTAKE_TABLE
+from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.job_tables import job_table
 from eventlake.runtime.metrics import METRICS_TABLE
 from eventlake.runtime.runner import run_queries
@@ -275,17 +277,22 @@ def test_offsets_gone_from_kafka_stop_the_job_with_the_fix(spark, job_settings, 
     assert "kafka.fail_on_data_loss=false" in job_error_line(result.stderr), result.stderr[-3000:]
 
 
-def test_a_job_started_over_on_new_checkpoints_writes_every_new_record(
+def test_a_job_started_over_on_new_checkpoints_resumes_from_its_tables_and_writes_each_record_once(
     spark, job_settings, kafka_bootstrap, fresh_topic, monkeypatch
 ):
-    old = [event("old-1", 1, "click", "u1"), event("old-2", 2, "click", "u2"), (b"u9", b"old, not json")]
+    old = [event("old-1", 1, "click", "u1"), event("old-2", 2, "click", "u2"), (b"u9", b"old, not json"),
+           event("old-3", 30, "click", "u3")]  # 10:30: the watermark passes 10:00-10:05, a window is written
     send(kafka_bootstrap, fresh_topic, old)
     run_analytics(spark, job_settings)
-    shutil.rmtree(job_settings.storage.checkpoint_root)  # the user starts over; the tables stay
+    assert read_table(spark, job_settings, WINDOWS_TABLE).count() > 0
+    shutil.rmtree(job_settings.storage.checkpoint_root)  # the checkpoints are lost; the tables stay
     new = send(
         kafka_bootstrap,
         fresh_topic,
         [event("new-1", 3, "click", "u1"), event("new-2", 4, "pageview", "u3"), (b"u9", b"new, not json"), (None, b"")],
+    )
+    rebuilding = dataclasses.replace(
+        job_settings, analytics=dataclasses.replace(job_settings.analytics, rebuild=True)
     )
 
     # The first run on the new checkpoints stops in its batch 0 before writing: the next run runs batch 0 again.
@@ -294,17 +301,36 @@ def test_a_job_started_over_on_new_checkpoints_writes_every_new_record(
 
     monkeypatch.setattr(gold.queries, "write_intake_batch", stop_before_writing)
     with pytest.raises(StreamingQueryException):
-        run_analytics(spark, job_settings)
+        run_analytics(spark, rebuilding)
     monkeypatch.undo()
-    run_analytics(spark, job_settings)
+    run_analytics(spark, rebuilding)
 
-    events = {row.event_id for row in read_table(spark, job_settings, EVENTS_TABLE).collect()}
-    assert {"new-1", "new-2"} <= events
+    events = [row.event_id for row in read_table(spark, job_settings, EVENTS_TABLE).collect()]
+    assert sorted(events) == ["new-1", "new-2", "old-1", "old-2", "old-3"]  # each once
     dead_letters = read_table(spark, job_settings, ANALYTICS_DEAD_LETTERS).select("partition", "offset").collect()
-    assert {(record.partition, record.offset) for record in new[2:]} <= {tuple(row) for row in dead_letters}
-    # The new checkpoints read the topic from the start: the old records are counted again, in the new run.
+    assert len(dead_letters) == 3 and {(record.partition, record.offset) for record in new[2:]} <= {
+        tuple(row) for row in dead_letters
+    }
+    # The intake resumed after the offsets its table records: the old records are not read again.
     intake = read_table(spark, job_settings, ANALYTICS_INTAKE).agg(F.sum("records")).first()[0]
-    assert intake == len(old) + len(old) + len(new)
+    assert intake == len(old) + len(new)
+    # The windows were computed again from analytics_events, once: the same as one run over every record.
+    windows = read_table(spark, job_settings, WINDOWS_TABLE)
+    assert windows.count() == windows.select("window_start", "event_type").distinct().count()
+    [first] = windows.where((F.col("window_start") == at(0)) & (F.col("event_type") == "click")).collect()
+    assert (first.event_count, first.distinct_users) == (3, 2)  # old-1, old-2 and new-1 (u1 twice)
+
+
+def test_a_windows_query_that_lost_its_checkpoint_is_refused_while_its_tables_hold_rows(
+    spark, job_settings, kafka_bootstrap, fresh_topic
+):
+    send(kafka_bootstrap, fresh_topic, [event("e1", 1, "click", "u1"), event("e2", 30, "click", "u2")])
+    run_analytics(spark, job_settings)
+    shutil.rmtree(job_settings.storage.checkpoint_path("analytics", "windows"))
+    with pytest.raises(EnvironmentProblem, match="--rebuild") as refused:
+        run_analytics(spark, job_settings)
+    assert f"{WINDOWS_TABLE}, {WINDOW_BATCHES_TABLE}" in str(refused.value)
+    assert read_table(spark, job_settings, WINDOWS_TABLE).count() == 1  # nothing written twice, nothing removed
 
 
 def run_job_script(bootstrap: str, topic: str, tables_root: str, checkpoint_root: str):

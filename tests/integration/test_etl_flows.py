@@ -4,6 +4,7 @@ orders flow reads CSV with its own contract, enriches, masks, checks its expecta
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 from decimal import Decimal
@@ -123,3 +124,19 @@ def test_mistakes_in_a_flow_stop_the_etl_job_with_one_line_naming_file_and_key(
     assert bad_column.returncode == 2, bad_column.stdout + bad_column.stderr
     last = bad_column.stderr.strip().splitlines()[-1]
     assert last.startswith(f"orders: error: {config}: etl.columns.amount_eur: ") and "rate" in last, last
+
+
+def test_a_flow_that_lost_its_checkpoint_resumes_from_its_intake_table(spark, kafka_bootstrap, fresh_topic, tmp_path):
+    send(kafka_bootstrap, fresh_topic, [(None, line) for line in ORDERS_SAMPLE.read_bytes().splitlines()])
+    name, settings = orders_flow(kafka_bootstrap, fresh_topic, tmp_path)
+    run_queries(spark, settings, name, etl_queries)
+    shutil.rmtree(settings.storage.checkpoint_root)  # lost; the tables stay
+    send(kafka_bootstrap, fresh_topic, [(None, order_line("o-7", 30, "c-7", "", "3.00", "CHF")), (None, b"bad")])
+    run_queries(spark, settings, name, etl_queries)
+
+    assert table(spark, settings, "orders_bronze").count() == 9  # 7 + 2: none written twice
+    assert sorted(row.order_id for row in table(spark, settings, "orders_silver").collect()) == [
+        "o-1", "o-2", "o-5", "o-7"
+    ]
+    assert table(spark, settings, "orders_dead_letters").count() == 4  # 3 + the new bad record
+    assert table(spark, settings, "orders_intake_batches").groupBy().sum("records").first()[0] == 9

@@ -72,6 +72,7 @@ def analytics_gold(analytics: AnalyticsSettings) -> GoldSettings:
         late_events=analytics.late_events,
         max_files_per_trigger=analytics.max_files_per_trigger,
         idle_timeout=analytics.idle_timeout,
+        rebuild=analytics.rebuild,
     )
 
 

@@ -41,6 +41,7 @@ from eventlake.pipeline.etl_stages import (
 )
 from eventlake.pipeline.expectations import check_expectations, fails
 from eventlake.pipeline.intake import BatchCounts, observe_dead_letters, write_intake_batch
+from eventlake.pipeline.resume import resumed_kafka
 from eventlake.pipeline.sinks import (
     BatchWriter,
     fits_one_file,
@@ -207,7 +208,8 @@ def etl_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     query = flow.query("ingest")
     checkpoint = storage.checkpoint_path(job, "ingest")
     checkpoint_id = claim_checkpoint(spark, checkpoint, job, "ingest", settings.kafka.topic)
-    rows = silver_rows(read_kafka_stream(spark, settings.kafka).transform(with_job_clock), settings, context, flow)
+    kafka = resumed_kafka(spark, settings.kafka, storage, job, checkpoint)
+    rows = silver_rows(read_kafka_stream(spark, kafka).transform(with_job_clock), settings, context, flow)
     writer = BatchWriter.for_checkpoint(spark, query, checkpoint, checkpoint_id)
     write_batch = partial(
         write_intake_batch,

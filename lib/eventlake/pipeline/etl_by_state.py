@@ -29,6 +29,7 @@ from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE, to_dead_letters
 from eventlake.pipeline.etl_flow import BUILT_IN_FLOW, EtlFlow
 from eventlake.pipeline.etl_stages import DEDUP_TIME_COLUMN, drop_repeated_events, silver_columns
 from eventlake.pipeline.intake import observe_dead_letters, write_unparsed_intake_batch
+from eventlake.pipeline.resume import resumed_kafka
 from eventlake.pipeline.sinks import BatchWriter, fits_one_file, run_together, start_batch_stream
 from eventlake.pipeline.sources import read_kafka_stream
 from eventlake.runtime.config import RetrySettings, Settings, StorageSettings
@@ -145,8 +146,8 @@ def state_dedup_starts(
     )
 
     def start_raw():
-        return start_batch_stream(read_kafka_stream(spark, settings.kafka), write_raw, raw_query, raw_checkpoint,
-                                  etl.trigger)
+        kafka = resumed_kafka(spark, settings.kafka, storage, job, raw_checkpoint)
+        return start_batch_stream(read_kafka_stream(spark, kafka), write_raw, raw_query, raw_checkpoint, etl.trigger)
 
     def start_silver():
         raw = read_kafka_stream(spark, settings.kafka).transform(with_job_clock)

@@ -45,6 +45,11 @@ def job_arguments(description: str, argv: Sequence[str] | None = None) -> argpar
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", default="conf/local.toml", help="TOML config file (default: conf/local.toml)")
     parser.add_argument(
+        "--rebuild", action="store_true",
+        help="compute the windows again from the job's events table, after their checkpoint was lost: the windows "
+        "tables are emptied first (the analytics and gold jobs)",
+    )
+    parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config key, e.g. --set analytics.trigger='30 seconds' (repeatable)",
     )
@@ -157,6 +162,18 @@ def run_queries(spark: SparkSession, settings: Settings, job: str, plan_queries:
 Configure = Callable[[Settings], tuple[str, Settings]]
 
 
+# The jobs with windows to rebuild, and the section whose ``rebuild`` --rebuild sets.
+_REBUILT_SECTIONS = {"analytics": "analytics", "gold": "gold"}
+
+
+def _rebuild_override(name: str, rebuild: bool) -> list[str]:
+    if not rebuild:
+        return []
+    if name not in _REBUILT_SECTIONS:
+        raise ConfigError(f"--rebuild: the {name} job has no windows to rebuild (the analytics and gold jobs do)")
+    return [f"{_REBUILT_SECTIONS[name]}.rebuild=true"]
+
+
 def run_job(
     name: str, plan_queries: PlanQueries, argv: Sequence[str] | None = None, configure: Configure | None = None
 ) -> int:
@@ -168,7 +185,7 @@ def run_job(
     """
     args = job_arguments(f"eventlake {name} job", argv)
     try:
-        settings = load_settings(args.config, args.overrides)
+        settings = load_settings(args.config, [*args.overrides, *_rebuild_override(name, args.rebuild)])
         if configure is not None:
             name, settings = configure(settings)
         if settings.kafka.topic:  # empty for a gold job that streams a table

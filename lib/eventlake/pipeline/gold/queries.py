@@ -25,6 +25,7 @@ from eventlake.pipeline.quiet import (
     close_if_quiet,
     streams_heartbeats,
 )
+from eventlake.pipeline.resume import check_windows_start, resumed_kafka
 from eventlake.pipeline.sinks import (
     BATCH_COLUMNS,
     BATCH_COLUMNS_SCHEMA,
@@ -59,6 +60,11 @@ def gold_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     topic = settings.kafka.topic or events_table
     windows_checkpoint = storage.checkpoint_path(job, "windows")
     windows_id = claim_checkpoint(spark, windows_checkpoint, job, "windows", topic, source=events_table)
+    windows_tables = (gold.output, job_table(job, WINDOW_BATCHES), job_table(job, LATE_EVENTS))
+    check_windows_start(
+        spark, job, windows_checkpoint, {name: storage.table_path(name) for name in windows_tables},
+        rebuild=gold.rebuild,
+    )
     events_path = storage.table_path(events_table)
     tables = WindowTables(job=job, query=windows_query, output=gold.output, batches=job_table(job, WINDOW_BATCHES))
     write_windows = partial(
@@ -183,7 +189,8 @@ def _intake_start(
     )
 
     def start_intake() -> StreamingQuery:
-        raw = read_kafka_stream(spark, settings.kafka).transform(with_job_clock)
+        kafka = resumed_kafka(spark, settings.kafka, storage, job, checkpoint)
+        raw = read_kafka_stream(spark, kafka).transform(with_job_clock)
         parsed = source.parse(raw).transform(check_expectations, gold.expectations).transform(observe_dead_letters)
         return start_batch_stream(parsed, write_intake, query, checkpoint, gold.trigger)
 

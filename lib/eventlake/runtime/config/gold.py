@@ -66,7 +66,9 @@ class GoldSettings:
     events as the view ``events``. ``name`` names the job (its tables and checkpoints). ``late_events``: keep
     the events the watermark drops in ``<name>_late_events``; ``max_files_per_trigger``: files of the events
     table a windows batch reads at most (0: Delta's default, 1000); ``idle_timeout``: when the topic has been
-    quiet this long, close the open windows (None: wait for events, as Spark does)."""
+    quiet this long, close the open windows (None: wait for events, as Spark does); ``rebuild`` (``--rebuild``):
+    on a windows checkpoint with no batches, empty the output, the window batches and the late events and compute
+    them again from the events (:mod:`eventlake.pipeline.resume`)."""
 
     name: str = ""
     output: str = ""
@@ -83,4 +85,5 @@ class GoldSettings:
     late_events: bool = False
     max_files_per_trigger: int = 0
     idle_timeout: timedelta | None = None
+    rebuild: bool = False
     expectations: tuple[Expectation, ...] = ()

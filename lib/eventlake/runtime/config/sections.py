@@ -80,7 +80,7 @@ def _join(root: str, name: str) -> str:
 class AnalyticsSettings:
     """The windowed analytics job. ``slide`` empty means tumbling windows of ``window``;
     ``trigger`` is ``availableNow`` (process the backlog and stop) or an interval like ``30 seconds``;
-    ``late_events``, ``max_files_per_trigger`` and ``idle_timeout`` as in :class:`GoldSettings`."""
+    ``late_events``, ``max_files_per_trigger``, ``idle_timeout`` and ``rebuild`` as in :class:`GoldSettings`."""
 
     watermark: timedelta = timedelta(minutes=10)
     window: timedelta = timedelta(minutes=5)
@@ -89,6 +89,7 @@ class AnalyticsSettings:
     late_events: bool = False
     max_files_per_trigger: int = 0
     idle_timeout: timedelta | None = None
+    rebuild: bool = False
 
 
 @dataclass(frozen=True)
