@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame
 
 from eventlake.pipeline.contract import BUILT_IN_CONTRACT, contract_problems, parse_declared, parse_events
 from eventlake.runtime.config import ConfigError, Settings
+from eventlake.runtime.job_tables import BUILT_IN_JOBS
 
 BUILT_IN_FLOW = "etl"
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -81,6 +82,10 @@ def etl_problems(settings: Settings) -> list[str]:
     etl, problems = settings.etl, []
     if not _NAME.fullmatch(etl.name):
         problems.append(f"etl.name: {etl.name!r} must be lower-case letters, digits and '_' (it names the tables)")
+    elif etl.name != BUILT_IN_FLOW and etl.name in BUILT_IN_JOBS:
+        problems.append(
+            f"etl.name: {etl.name!r} is the built-in {etl.name} job's: the two would share tables and checkpoints"
+        )
     contract = etl.source.contract
     if contract != BUILT_IN_CONTRACT:
         if contract not in settings.contracts:

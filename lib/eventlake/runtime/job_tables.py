@@ -25,6 +25,28 @@ DEAD_LETTER_ROWS = "dead_letter_rows"
 EXPECTATION_FAILED_ROWS = "expectation_failed_rows"
 
 
+# The built-in jobs, and the tables written under names of their own (a job's others are <job>_<name>); the replay
+# script writes dead_letter_replays.
+BUILT_IN_JOBS = ("analytics", "etl", "alerts")
+_TABLES_OF_THEIR_OWN = {
+    "bronze_events": "etl", "silver_events": "etl", "alerts": "alerts", "alerts_dead_letters": "alerts",
+    "dead_letter_replays": "replay",
+}
+
+
+def built_in_writer(table: str) -> str | None:
+    """The built-in job (or script) that writes ``table``, or None: a table has one writer.
+
+    Example::
+
+        built_in_writer("silver_events"), built_in_writer("etl_dead_letters"), built_in_writer("ysb_events")
+        # ("etl", "etl", None)
+    """
+    if table in _TABLES_OF_THEIR_OWN:
+        return _TABLES_OF_THEIR_OWN[table]
+    return next((job for job in BUILT_IN_JOBS if table.startswith(f"{job}_")), None)
+
+
 def job_table(job: str, name: str) -> str:
     """The name of ``job``'s own table ``name`` (one of :data:`EVERY_JOB_TABLES`): ``<job>_<name>``."""
     return f"{job}_{name}"

@@ -41,6 +41,8 @@ def flow_settings(**etl):
         ({"name": "Orders"}, "etl.name: 'Orders' must be lower-case letters, digits and '_' (it names the tables)"),
         ({"source": EtlSource(contract="order")}, "etl.source.contract: no contract 'order' (known: events, orders)"),
         ({"columns": {"amount_eur": " "}}, "etl.columns.amount_eur is empty"),
+        ({"name": "analytics"}, "etl.name: 'analytics' is the built-in analytics job's: the two would share tables and"
+         " checkpoints"),
     ],
 )
 def test_each_mistake_in_a_flow_is_one_sentence_naming_its_key(etl, problem):

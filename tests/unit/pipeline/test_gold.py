@@ -174,6 +174,10 @@ def test_the_shipped_gold_configs_have_no_problems():
     [
         ({"name": "YSB job"}, "gold.name: 'YSB job' must be lower-case letters"),
         ({"output": "ysb_events"}, "gold.output: 'ysb_events' is one of the job's own tables"),
+        ({"output": "silver_events"}, "gold.output: 'silver_events' is a table the etl job writes; a table has one"),
+        ({"output": "analytics_windows"}, "gold.output: 'analytics_windows' is a table the analytics job writes"),
+        ({"output": "dim_pages"}, "gold.output: 'dim_pages' is a table the etl job writes"),
+        ({"name": "analytics"}, "gold.name: 'analytics' is the built-in analytics job's: the two would share"),
         ({"source": GoldSource(contract="nope")}, "gold.source.contract: no contract 'nope' (known: events, ysb_ad"),
         ({"window": GoldWindow(kind="hopping")}, "gold.window.kind: 'hopping' is not one of tumbling, sliding, sess"),
         ({"window": GoldWindow(kind="tumbling")}, "gold.window.size: a tumbling window needs a size"),

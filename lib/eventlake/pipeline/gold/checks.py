@@ -19,7 +19,7 @@ from eventlake.pipeline.gold.steps import EVENTS_VIEW, aggregate_windows, join_d
 from eventlake.pipeline.late_events import LATE_EVENTS
 from eventlake.pipeline.quiet import HEARTBEATS
 from eventlake.runtime.config import ConfigError, GoldMeasure, GoldWindow, Settings, check_trigger
-from eventlake.runtime.job_tables import EVERY_JOB_TABLES
+from eventlake.runtime.job_tables import BUILT_IN_JOBS, EVERY_JOB_TABLES, built_in_writer
 
 WINDOW_KINDS = ("tumbling", "sliding", "session")
 JOIN_KINDS = ("inner", "left")
@@ -58,6 +58,14 @@ def gold_problems(settings: Settings) -> list[str]:
     elif gold.output in own_tables(gold.name):
         own = ", ".join(own_tables(gold.name))
         problems.append(f"gold.output: {gold.output!r} is one of the job's own tables ({own})")
+    elif (writer := built_in_writer(gold.output)) or gold.output == settings.etl.enrich.table:
+        problems.append(
+            f"gold.output: {gold.output!r} is a table the {writer or 'etl'} job writes; a table has one writer"
+        )
+    if gold.name in BUILT_IN_JOBS:
+        problems.append(
+            f"gold.name: {gold.name!r} is the built-in {gold.name} job's: the two would share tables and checkpoints"
+        )
     contract = gold.source.contract
     if gold.source.table and (gold.source.topic or contract != BUILT_IN_CONTRACT):
         problems.append("gold.source: give a table, or a topic and its contract, not both")
