@@ -227,7 +227,7 @@ def select_dead_letters(
 def _matching_rows(path: str, selection: Selection) -> list[dict[str, Any]]:
     """The rows of one dead letters table that ``selection`` picks (duckdb over delta-rs's stream)."""
     columns = ["topic", "partition", "offset", "error_code", "raw_key", "raw_value", selection.time_column]
-    if "raw_headers" in _columns(path):  # the alerts job's dead letters keep the record's headers
+    if "raw_headers" in _columns(path):  # dead letters written before they kept the record's headers have none
         columns.append("raw_headers")
     conditions: list[str] = ["TRUE"]
     params: list[Any] = []

@@ -13,10 +13,18 @@ DEAD_LETTERS_TABLE = DEAD_LETTERS
 
 def to_dead_letters(invalid: DataFrame, job: str) -> DataFrame:
     """Rows with the raw Kafka columns and ``error_code``/``error_message``/``error_stage`` -> rows of
-    ``dead_letters``."""
+    ``dead_letters``. The record's Kafka headers are kept as ``raw_headers`` (when the rows have them): a replay
+    sends the record with its ``content-type`` again, which picks its format.
+
+    Example::
+
+        raw.transform(parse_events, settings.contract).transform(invalid_records).transform(to_dead_letters, job="etl")
+    """
+    headers = [F.col("headers").alias("raw_headers")] if "headers" in invalid.columns else []
     return invalid.select(
         F.col("key").alias("raw_key"),
         F.col("value").alias("raw_value"),
+        *headers,
         "error_code",
         "error_message",
         F.col("error_stage").alias("stage"),

@@ -28,6 +28,15 @@ def test_dead_letters_keep_raw_bytes_reason_and_kafka_coordinates(spark, kafka_r
     assert_df_equality(dead.select(expected.columns), expected, ignore_row_order=True, ignore_nullable=True)
     assert dead.where(F.col("ingested_at").isNull() | F.col("error_message").isNull()).count() == 0
     assert dead.columns == [
-        "raw_key", "raw_value", "error_code", "error_message", "stage", "job",
+        "raw_key", "raw_value", "raw_headers", "error_code", "error_message", "stage", "job",
         "topic", "partition", "offset", "kafka_timestamp", "ingested_at",
     ]
+
+
+def test_dead_letters_keep_the_records_headers_for_a_replay(spark, kafka_rows):
+    key_value = [("content-type", b"text/x-key-value")]
+    raw = kafka_rows([b"event_id=x;no_time=1"], headers=[key_value])
+    [dead] = invalid_records(raw.transform(parse_events, ContractSettings(extractors=("json", "kv")))).transform(
+        to_dead_letters, job="etl"
+    ).collect()
+    assert [(header.key, bytes(header.value)) for header in dead.raw_headers] == key_value
