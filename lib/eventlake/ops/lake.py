@@ -76,14 +76,16 @@ def local_delta_tables(tables_root: str) -> dict[str, str]:
 
 
 class Lake:
-    """The Delta tables under one tables root, as DuckDB tables of the same names (no JVM)."""
+    """The Delta tables under one tables root, as DuckDB tables of the same names (no JVM). DuckDB itself reads
+    no file and no URL (``enable_external_access`` off: ``read_csv('/etc/passwd')``, ``COPY ... TO`` and extension
+    installs fail) unless ``external_access``; the tables come in through delta-rs."""
 
-    def __init__(self, tables_root: str, as_of: AsOf = LATEST):
+    def __init__(self, tables_root: str, as_of: AsOf = LATEST, *, external_access: bool = False):
         self.tables_root = tables_root
         self.tables = local_delta_tables(tables_root)
         self.as_of = as_of
         self.versions: dict[str, int] = {}
-        self._connection = duckdb.connect()
+        self._connection = duckdb.connect(config={"enable_external_access": external_access})
         # Timestamps print as Spark prints them (UTC), whatever the machine's zone.
         self._connection.execute("SET TimeZone = 'UTC'")
 

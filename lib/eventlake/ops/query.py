@@ -138,9 +138,37 @@ def _as_of(arguments: argparse.Namespace) -> AsOf:
     return AsOf(version=arguments.as_of_version, time=moment)
 
 
-def query_with_duckdb(sql: str | None, tables_root: str, as_of: AsOf, limit: int | None) -> tuple[list[str], list]:
+# What a read-only console runs: a query, or a statement that shows without changing (first word).
+_READING = ("select", "with", "from", "table", "values", "show", "describe", "desc", "explain", "summarize", "pivot")
+_FIRST_WORD = re.compile(r"(?:\s|\(|/\*.*?\*/|--[^\n]*(?:\n|$))*(\w+)", re.DOTALL)
+# A common table expression followed by a write: WITH t AS (...) INSERT / MERGE / UPDATE / DELETE.
+_WRITE_AFTER_CTE = re.compile(r"\)\s*(insert|merge|update|delete)\b", re.IGNORECASE)
+
+
+def read_only_problem(sql: str) -> str | None:
+    """Why the console refuses ``sql``, or None: it reads only (a SELECT, WITH, SHOW, DESCRIBE, EXPLAIN ...).
+
+    Example::
+
+        read_only_problem("DELETE FROM silver_events")  # "scripts/query.sh reads only: 'DELETE' changes ..."
+    """
+    first = _FIRST_WORD.match(sql)
+    word = first.group(1) if first else ""
+    write = _WRITE_AFTER_CTE.search(sql)
+    if word.lower() in _READING and write is None:
+        return None
+    shown = (write.group(1) if word.lower() in _READING and write else word).upper()
+    return (
+        f"scripts/query.sh reads only: {shown!r} changes tables or settings; the jobs are the tables' only writers"
+        " (maintenance: scripts/maintain.sh)"
+    )
+
+
+def query_with_duckdb(
+    sql: str | None, tables_root: str, as_of: AsOf, limit: int | None, *, external_access: bool = False
+) -> tuple[list[str], list]:
     """The columns and (at most ``limit``) rows of ``sql``, or of the table list when ``sql`` is None."""
-    lake = Lake(tables_root, as_of)
+    lake = Lake(tables_root, as_of, external_access=external_access)
     try:
         if not lake.tables:
             raise EnvironmentProblem(f"no Delta tables under {tables_root} yet: run a job first (see docs/running.md)")
@@ -187,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="read each table as it was at TIME (UTC, ISO 8601: 2026-12-03 14:00:00)")
     parser.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
                         help="duckdb (default: delta-rs + DuckDB, no JVM) or spark (Spark SQL; starts a JVM)")
+    parser.add_argument("--external-access", action="store_true",
+                        help="duckdb: let the query read files and URLs itself (read_csv, ...); off by default")
     parser.add_argument("--config", default="conf/local.toml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
@@ -195,12 +225,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     limit = args.limit if args.limit is not None else (100 if args.output == "table" else None)
     sql = None if args.tables else args.sql
     try:
+        if sql is not None and (problem := read_only_problem(sql)):
+            raise ConfigError(problem)
         as_of = _as_of(args)
         if args.engine == "spark":
             columns, rows = query_with_spark(sql, args.config, args.overrides, as_of, limit)
         else:
             settings = load_settings(args.config, args.overrides)
-            columns, rows = query_with_duckdb(sql, settings.storage.tables_root, as_of, limit)
+            columns, rows = query_with_duckdb(
+                sql, settings.storage.tables_root, as_of, limit, external_access=args.external_access
+            )
     except (ConfigError, EnvironmentProblem) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

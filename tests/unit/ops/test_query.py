@@ -143,6 +143,33 @@ def test_the_cli_says_what_is_wrong_in_one_line(capsys, sample_root, tmp_path):
     assert code == 2 and "--as-of-time: not an ISO-8601 time" in err
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM sample",
+        "  /* tidy */ DROP TABLE sample",
+        "WITH gone AS (SELECT n FROM sample) DELETE FROM sample WHERE n IN (SELECT n FROM gone)",
+        "COPY sample TO '/tmp/sample.csv'",
+        "INSTALL httpfs",
+    ],
+)
+def test_the_console_reads_only(capsys, sample_root, sql):
+    code, _, err = run(capsys, sample_root, sql)
+    assert code == 2 and err.startswith("error: scripts/query.sh reads only: "), err
+    code, _, err = run(capsys, sample_root, "--engine", "spark", sql)
+    assert code == 2 and err.startswith("error: scripts/query.sh reads only: "), err  # before a JVM starts
+
+
+def test_duckdb_reads_no_file_of_the_machine_unless_asked(capsys, sample_root, tmp_path):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("password\nhunter2\n")
+    reading = f"SELECT * FROM read_csv('{secret}')"
+    code, _, err = run(capsys, sample_root, reading)
+    assert code == 1 and "file system operations are disabled" in err, err
+    code, out, _ = run(capsys, sample_root, "--external-access", "--format", "csv", reading)
+    assert (code, out.splitlines()) == (0, ["password", "hunter2"])
+
+
 def test_spark_sql_answers_the_same_as_duckdb(spark, capsys, sample_root, monkeypatch):
     # The CLI's own session would change the shared test session's settings.
     monkeypatch.setattr(query, "build_spark_session", lambda settings: spark)
