@@ -10,9 +10,11 @@ import sys
 from decimal import Decimal
 
 import pytest
+from delta.tables import DeltaTable
 
+from eventlake.ops.reconcile_etl import reconcile_etl
 from eventlake.pipeline.etl import etl_queries
-from eventlake.pipeline.etl_flow import configure_etl
+from eventlake.pipeline.etl_flow import configure_etl, etl_flow
 from eventlake.runtime.config import Settings, load_settings
 from eventlake.runtime.runner import run_queries
 
@@ -83,6 +85,19 @@ def test_the_shipped_orders_flow_runs_a_csv_topic_through_bronze_and_silver(
     assert (figures["positive_amount"].failed, figures["positive_amount"].quarantined) == (1, 1)
     assert (figures["known_customer"].failed, figures["known_customer"].quarantined) == (1, 0)
 
+    reconciled = reconcile_etl(settings.storage, etl_flow(settings))
+    assert reconciled.problems() == []
+    assert (reconciled.read, reconciled.bronze, reconciled.silver, reconciled.copies) == (7, 7, 3, 1)
+    assert (reconciled.dead_letters, reconciled.quarantined) == (3, 1)
+    # A bronze row gone is found, and named by its batch.
+    [first] = table(spark, settings, "orders_bronze").orderBy("partition", "offset").limit(1).collect()
+    DeltaTable.forPath(spark, settings.storage.table_path("orders_bronze")).delete(
+        f"partition = {first.partition} AND offset = {first.offset}"
+    )
+    problems = reconcile_etl(settings.storage, etl_flow(settings)).problems()
+    assert any(problem.endswith("7 records in orders_intake_batches, 6 rows in orders_bronze") for problem in problems)
+    assert "orders's bronze holds 6 records, the intake read 7" in problems
+
 
 def test_an_orders_flow_by_state_keeps_each_order_once_in_two_queries(spark, kafka_bootstrap, fresh_topic, tmp_path):
     send(kafka_bootstrap, fresh_topic, [(None, order_line(*order)) for order in ORDERS])
@@ -98,6 +113,8 @@ def test_an_orders_flow_by_state_keeps_each_order_once_in_two_queries(spark, kaf
     [figures] = table(spark, settings, "orders_silver_batches").collect()
     assert (figures.job, figures.records, figures.duplicates, figures.silver_rows) == ("orders", 6, 1, 4)
     assert table(spark, settings, "orders_bronze").count() == len(ORDERS)
+    reconciled = reconcile_etl(settings.storage, etl_flow(settings))
+    assert reconciled.problems() == [] and (reconciled.valid, reconciled.silver, reconciled.invalid) == (5, 4, 1)
 
 
 def etl_job(*arguments: str) -> subprocess.CompletedProcess:

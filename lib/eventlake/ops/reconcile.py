@@ -3,6 +3,7 @@ counted in a window, dropped as a duplicate or as late, or waiting in a window t
 
     scripts/reconcile.sh [--config conf/local.toml] [--set ...]     # the analytics job
     scripts/reconcile.sh --config conf/gold/ysb.toml                # a gold job of config
+    scripts/reconcile.sh --etl [--config conf/etl/orders.toml]      # an ETL flow (eventlake.ops.reconcile_etl)
 
 Prints the figures and exits 1 when they do not add up (2 when the tables are missing).
 """
@@ -13,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
@@ -23,6 +25,7 @@ from eventlake.ops.lake import Lake
 from eventlake.ops.replay import ReplayFigures, replay_figures
 from eventlake.pipeline.analytics import EVENTS_TABLE, JOB, WINDOW_BATCHES_TABLE, WINDOWS_QUERY, WINDOWS_TABLE
 from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE
+from eventlake.pipeline.etl_flow import configure_etl, etl_flow
 from eventlake.pipeline.expectations import EXPECTATION_BATCHES
 from eventlake.pipeline.gold import EVENTS, WINDOW_BATCHES
 from eventlake.pipeline.intake import INTAKE_TABLE
@@ -31,6 +34,9 @@ from eventlake.runtime.config import ConfigError, GoldSettings, Settings, Storag
 from eventlake.runtime.errors import EnvironmentProblem
 from eventlake.runtime.job_tables import job_table
 from eventlake.runtime.session import build_spark_session
+
+if TYPE_CHECKING:
+    from eventlake.ops.reconcile_etl import EtlReconciliation
 
 
 @dataclass(frozen=True)
@@ -345,18 +351,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", default="conf/local.toml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
+        "--etl", action="store_true", help="reconcile the config's ETL flow (bronze, silver, dead letters)"
+    )
+    parser.add_argument(
         "--read-state", action="store_true",
         help="read the events in windows not final yet from the windows query's state (starts Spark: a JVM)",
     )
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config, args.overrides)
+        if args.etl:
+            return _print_reconciled(_reconcile_etl(settings))
         job, sliding = windowed_job(settings)
         spark = build_spark_session(settings.spark) if args.read_state else None
         result = reconcile(settings.storage, sliding=sliding, job=job, spark=spark)
     except (ConfigError, EnvironmentProblem) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    return _print_reconciled(result)
+
+
+def _reconcile_etl(settings: Settings) -> EtlReconciliation:
+    from eventlake.ops.reconcile_etl import reconcile_etl  # it reuses this module's batch checks
+
+    return reconcile_etl(settings.storage, etl_flow(configure_etl(settings)[1]))
+
+
+def _print_reconciled(result: Reconciliation | EtlReconciliation) -> int:
     print(result.table())
     problems = result.problems()
     for mismatch in problems:
