@@ -76,9 +76,16 @@ class Timings:
 
 
 def instrument(timings: Timings) -> None:
-    """Wrap the library's writes and the batch's parse with timers."""
+    """Wrap the library's writes and the batch's parse with timers.
+
+    Example::
+
+        timings = Timings()
+        instrument(timings)
+        run_job("etl", spark, settings, timings)  # timings.ms: each batch's phases, in milliseconds
+    """
     append, local_checkpoint, insert = sinks.BatchWriter.append, DataFrame.localCheckpoint, sinks.insert_new_rows
-    submit = sinks.ThreadPoolExecutor.submit
+    submit = sinks.streaming.ThreadPoolExecutor.submit
 
     def timed_append(self, rows, table_path, batch_id, *args, **kwargs):
         with timings.timed(f"write {Path(table_path).name}"):
@@ -104,9 +111,8 @@ def instrument(timings: Timings) -> None:
 
     sinks.BatchWriter.append = timed_append
     DataFrame.localCheckpoint = timed_checkpoint
-    sinks.insert_new_rows = timed_insert
-    etl.insert_new_rows = timed_insert
-    sinks.ThreadPoolExecutor.submit = submit_with_context
+    etl.insert_new_rows = timed_insert  # the name the ETL calls: a patch of sinks.insert_new_rows reaches no caller
+    sinks.streaming.ThreadPoolExecutor.submit = submit_with_context
     start_batch_stream = sinks.start_batch_stream
 
     def start_timed_stream(rows, write_batch, query_name, checkpoint, trigger):

@@ -1,42 +1,18 @@
-"""Writing micro-batches to Delta tables: each batch once per table, and as few commits as the data need."""
+"""Delta appends, each micro-batch once per table: the writer identity every appended row carries
+(``writer_id``, ``batch_id``), :class:`BatchWriter`, and the append of a batch stored and counted once."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
-from functools import partial
+from collections.abc import Sequence
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
-from eventlake.runtime.config import RetrySettings, parse_duration, spark_interval
-from eventlake.runtime.frames import struct_schema
+from eventlake.runtime.config import RetrySettings
 from eventlake.runtime.hadoop_files import HadoopFiles
 from eventlake.runtime.retry import with_retries
-
-
-def with_trigger(writer: DataStreamWriter, trigger: str) -> DataStreamWriter:
-    """``availableNow`` (the backlog, then stop) or a processing-time interval such as ``30 seconds``."""
-    if trigger == "availableNow":
-        return writer.trigger(availableNow=True)
-    return writer.trigger(processingTime=spark_interval(parse_duration(trigger)))
-
-
-def start_batch_stream(
-    rows: DataFrame,
-    write_batch: Callable[[DataFrame, int], None],
-    query_name: str,
-    checkpoint: str,
-    trigger: str,
-) -> StreamingQuery:
-    """Run ``write_batch(batch, batch_id)`` on each micro-batch (``foreachBatch``); the function must write a
-    batch once however often it runs (see :class:`BatchWriter`), because a batch may run again after a crash."""
-    writer = rows.writeStream.queryName(query_name).option("checkpointLocation", checkpoint).foreachBatch(write_batch)
-    return with_trigger(writer, trigger).start()
 
 
 def batch_writer_id(query_name: str, checkpoint: str, checkpoint_id: str | None) -> str:
@@ -45,7 +21,13 @@ def batch_writer_id(query_name: str, checkpoint: str, checkpoint_id: str | None)
     again at the same path has another id, so the new query's batch 0 never finds the old one's rows and
     skips its own write; nor do two deployments of one query mistake each other's batches for their own.
     A checkpoint made before checkpoints had ids (``checkpoint_id`` None) keeps the id its rows carry: a
-    digest of its path."""
+    digest of its path.
+
+    Example::
+
+        batch_writer_id("analytics_intake", "data/checkpoints/analytics/intake", "5c0e9f2a")
+        # 'analytics_intake-5c0e9f2a'
+    """
     if checkpoint_id is None:
         return f"{query_name}-{hashlib.sha256(checkpoint.encode()).hexdigest()[:16]}"
     return f"{query_name}-{checkpoint_id}"
@@ -54,7 +36,12 @@ def batch_writer_id(query_name: str, checkpoint: str, checkpoint_id: str | None)
 def pending_batch(spark: SparkSession, checkpoint: str) -> int | None:
     """The batch a query will run again when it starts from ``checkpoint``: one it began (``offsets/N``)
     but did not finish (no ``commits/N``) before it stopped, or None. Read through Hadoop's file system,
-    so any checkpoint location works."""
+    so any checkpoint location works.
+
+    Example::
+
+        pending_batch(spark, "data/checkpoints/analytics/intake")  # 7: offsets/7 is there, commits/7 is not
+    """
     files = HadoopFiles(spark)
     started = files.log_entries(f"{checkpoint.rstrip('/')}/offsets")
     last = started[-1] if started else None
@@ -66,7 +53,12 @@ ONE_FILE_ROWS = 200_000
 
 
 def fits_one_file(rows: int) -> bool:
-    """Whether ``rows`` rows are few enough to be written as one file (:data:`ONE_FILE_ROWS`)."""
+    """Whether ``rows`` rows are few enough to be written as one file (:data:`ONE_FILE_ROWS`).
+
+    Example::
+
+        writer.append(events, "data/tables/analytics_events", batch_id, one_file=fits_one_file(counts.valid))
+    """
     return rows <= ONE_FILE_ROWS
 
 
@@ -86,6 +78,11 @@ class BatchWriter:
 
     Delta's own ``txnAppId``/``txnVersion`` would check every commit, and Delta 4.4 answers that check by
     rebuilding the table's state with Spark jobs: about 0.7 s of a 2-core machine per table and batch.
+
+    Example::
+
+        writer = BatchWriter.for_checkpoint(spark, "analytics_intake", checkpoint, checkpoint_id)
+        writer.append(events, "data/tables/analytics_events", batch_id)  # a second call for batch_id: skipped
     """
 
     def __init__(self, writer_id: str, pending: int | None = None):
@@ -99,7 +96,13 @@ class BatchWriter:
     ) -> BatchWriter:
         """The writer of the query ``query_name`` that runs on ``checkpoint`` (whose id ``checkpoint_id``
         :func:`~eventlake.runtime.storage_checks.claim_checkpoint` returned): its :func:`batch_writer_id`,
-        and the batch it will run again first (:func:`pending_batch`)."""
+        and the batch it will run again first (:func:`pending_batch`).
+
+        Example::
+
+            checkpoint_id = claim_checkpoint(spark, checkpoint, "analytics", "intake", "events")
+            writer = BatchWriter.for_checkpoint(spark, "analytics_intake", checkpoint, checkpoint_id)
+        """
         return cls(batch_writer_id(query_name, checkpoint, checkpoint_id), pending_batch(spark, checkpoint))
 
     def append(
@@ -107,7 +110,12 @@ class BatchWriter:
     ) -> None:
         """Append ``rows`` as batch ``batch_id`` unless the table already holds that batch of this writer.
         Columns the table lacks are added (``writer_id`` and ``batch_id`` too, to a table made before them).
-        ``one_file``: the rows are few (see :func:`fits_one_file`); write them as one file."""
+        ``one_file``: the rows are few (see :func:`fits_one_file`); write them as one file.
+
+        Example::
+
+            writer.append(bronze, "data/tables/bronze_events", batch_id, ["ingest_date"], one_file=True)
+        """
         replay = batch_id == self._pending or (table_path, batch_id) in self._uncertain
         if replay and self.written(rows.sparkSession, table_path, batch_id):
             return
@@ -127,7 +135,12 @@ class BatchWriter:
 
     def written(self, spark: SparkSession, table_path: str, batch_id: int) -> bool:
         """Whether the table holds rows of batch ``batch_id`` of this writer (it reads the two columns; it
-        runs only for a batch that runs again)."""
+        runs only for a batch that runs again).
+
+        Example::
+
+            writer.written(spark, "data/tables/analytics_events", 7)  # True once batch 7 was appended
+        """
         if not DeltaTable.isDeltaTable(spark, table_path):
             return False
         table = spark.read.format("delta").load(table_path)
@@ -165,98 +178,19 @@ def append_stored_rows(
     """Append a micro-batch's rows, stored and ``count`` of them (see :func:`stored_with_count`), with ``writer``,
     retried by ``retry``, and commit nothing when there are none (a batch of a stateful query often closes no
     window). Stored, because a stateful query's batch must not run twice: a retried write only writes the
-    same rows again. ``table``: the table's name, for messages."""
+    same rows again. ``table``: the table's name, for messages.
+
+    Example::
+
+        windows, count = stored_with_count(windows)
+        append_stored_rows(
+            windows, count, batch_id, table_path=storage.table_path("analytics_windows"),
+            table="analytics_windows", writer=writer, job="analytics", retry=settings.retry,
+        )
+    """
     if count:
         with_retries(
             lambda: writer.append(rows, table_path, batch_id, one_file=fits_one_file(count)),
             retry,
             f"{job}: writing batch {batch_id} to {table}",
         )
-
-
-def run_together(writes: Sequence[Callable[[], None]]) -> None:
-    """Run independent writes (to different tables) at the same time, and raise the first failure once all
-    have ended. A Delta write is mostly waiting (job scheduling, file system, commit), so two overlap well."""
-    if len(writes) <= 1:
-        for write in writes:
-            write()
-        return
-    with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix="eventlake-write") as pool:
-        futures = [pool.submit(write) for write in writes]
-    for future in futures:
-        future.result()
-
-
-def ensure_table(spark: SparkSession, table_path: str, schema: str) -> None:
-    """Create an empty Delta table with ``schema`` (a DDL string) at ``table_path`` unless one is there."""
-    DeltaTable.createIfNotExists(spark).location(table_path).addColumns(struct_schema(schema)).execute()
-
-
-def ensure_tables(spark: SparkSession, schemas: Mapping[str, str]) -> None:
-    """:func:`ensure_table` for each path -> schema of ``schemas``, all at the same time: a job's first Delta
-    commits are mostly one thread's work (class loading, the log's first listing), so two cores make two
-    tables in about the time of one.
-
-    Example::
-
-        ensure_tables(spark, {"data/tables/a": "id long", "data/tables/b": "name string"})
-    """
-    run_together([partial(ensure_table, spark, path, schema) for path, schema in schemas.items()])
-
-
-def day_ranges(days: Iterable[date], lookback_days: int) -> list[tuple[date, date]]:
-    """The event days to search for keys of a batch with ``days``: each day and ``lookback_days`` either side,
-    overlapping or adjacent ranges merged. A stray day far from the others adds its own short range instead of
-    stretching one range over every day between."""
-    ranges: list[tuple[date, date]] = []
-    for day in sorted(set(days)):
-        start, end = _shift(day, -lookback_days), _shift(day, lookback_days)
-        if ranges and start <= _shift(ranges[-1][1], 1):
-            ranges[-1] = (ranges[-1][0], end)
-        else:
-            ranges.append((start, end))
-    return ranges
-
-
-def _shift(day: date, days: int) -> date:
-    try:
-        return day + timedelta(days=days)
-    except OverflowError:
-        return date.max if days > 0 else date.min
-
-
-def insert_new_rows(rows: DataFrame, table_path: str, key: str, partition_column: str, lookback_days: int = 1) -> None:
-    """Insert the rows whose ``key`` is not in the Delta table yet (an insert-only MERGE), creating the
-    table, partitioned by ``partition_column`` (a date), on first use. ``rows`` must hold each key once.
-
-    A key matches an existing row of the same key dated within ``lookback_days`` of any of the batch's dates
-    (:func:`day_ranges`): a copy of a key within ``lookback_days`` of the first is not inserted, one further away
-    may be. The ranges are a predicate on the partition column alone, so the MERGE reads only those partitions,
-    not the whole table. Running it again with the same rows inserts nothing: it is idempotent. Columns the
-    table does not have yet are added (schema evolution)."""
-    spark = rows.sparkSession
-    dates = rows.select(F.to_date(partition_column)).distinct().collect()
-    if not dates:
-        return
-    if not DeltaTable.isDeltaTable(spark, table_path):
-        (
-            DeltaTable.createIfNotExists(spark)
-            .location(table_path)
-            .addColumns(rows.schema)
-            .partitionedBy(partition_column)
-            .execute()
-        )
-    ranges = day_ranges((row[0] for row in dates if row[0] is not None), lookback_days)
-    within = " OR ".join(
-        f"existing.{partition_column} BETWEEN DATE'{first}' AND DATE'{last}'" for first, last in ranges
-    )
-    # Rows without a date (silver has none: every event has a time) leave no range to bound the search by.
-    condition = f"({within}) AND existing.{key} = new.{key}" if within else f"existing.{key} = new.{key}"
-    (
-        DeltaTable.forPath(spark, table_path)
-        .alias("existing")
-        .merge(rows.alias("new"), condition)
-        .whenNotMatchedInsertAll()
-        .withSchemaEvolution()
-        .execute()
-    )
