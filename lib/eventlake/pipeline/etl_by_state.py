@@ -24,13 +24,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from eventlake.pipeline.contract import JOB_TIME_COLUMN, RECORDS_READ, invalid_records, with_job_clock
-from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE, to_dead_letters
+from eventlake.pipeline.contract import JOB_TIME_COLUMN, RECORDS_READ, with_job_clock
 from eventlake.pipeline.etl_flow import BUILT_IN_FLOW, EtlFlow
 from eventlake.pipeline.etl_stages import DEDUP_TIME_COLUMN, drop_repeated_events, silver_columns
 from eventlake.pipeline.intake import observe_dead_letters, write_unparsed_intake_batch
 from eventlake.pipeline.resume import resumed_kafka
-from eventlake.pipeline.sinks import BatchWriter, fits_one_file, run_together, start_batch_stream
+from eventlake.pipeline.sinks import BatchWriter, append_dead_letters, fits_one_file, run_together, start_batch_stream
 from eventlake.pipeline.sources import read_kafka_stream
 from eventlake.runtime.config import RetrySettings, Settings, StorageSettings
 from eventlake.runtime.frames import rows_frame
@@ -70,7 +69,13 @@ def write_silver_batch(
     a batch run again after a crash skips the tables that hold it and writes the others. The rows are computed
     once and stored: a stateful batch must not run twice. A batch that read nothing (it only moved the
     watermark, evicting old ids) writes nothing. ``spark``: the job's session, which runs the query (a batch's
-    own session is another)."""
+    own session is another).
+
+    Example::
+
+        write_silver = partial(write_silver_batch, spark=spark, flow=flow, storage=storage, writer=writer, retry=retry)
+        start_batch_stream(first_copies, write_silver, "etl_silver", checkpoint, "availableNow")
+    """
     rows = rows.localCheckpoint(eager=True)
     job, silver_table, figures_table = flow.job, flow.silver, job_table(flow.job, SILVER_BATCHES)
     batch = running_batch(
@@ -82,7 +87,7 @@ def write_silver_batch(
         return
     silver = rows.transform(silver_columns)
     silver_rows = silver.count()
-    writes = []
+    writes: list[Callable[[], None]] = []
     if silver_rows:
         writes.append(partial(
             with_retries,
@@ -93,16 +98,9 @@ def write_silver_batch(
             f"{job}: writing batch {batch_id} to {silver_table}",
         ))
     if invalid:
-        dead_letters = invalid_records(rows).transform(to_dead_letters, job=job)
-        writes.append(partial(
-            with_retries,
-            lambda: writer.append(
-                dead_letters, storage.table_path(job_table(job, DEAD_LETTERS_TABLE)), batch_id,
-                one_file=fits_one_file(invalid),
-            ),
-            retry,
-            f"{job}: writing the dead letters of batch {batch_id}",
-        ))
+        writes.append(
+            lambda: append_dead_letters(rows, batch_id, invalid, job=job, storage=storage, writer=writer, retry=retry)
+        )
     figures = {
         "job": job, "batch_id": batch_id, "records": records, "valid": records - invalid, "invalid": invalid,
         "duplicates": batch.metrics[DROPPED_DUPLICATES_METRIC], "silver_rows": silver_rows,

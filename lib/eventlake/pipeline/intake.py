@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
-from eventlake.pipeline.contract import invalid_records, is_dead_letter, is_dropped
-from eventlake.pipeline.dead_letters import DEAD_LETTERS_TABLE, to_dead_letters
+from eventlake.pipeline.contract import is_dead_letter, is_dropped
 from eventlake.pipeline.expectations import (
     EXPECTATION_BATCHES,
     EXPECTATION_BATCHES_SCHEMA,
@@ -22,7 +21,7 @@ from eventlake.pipeline.expectations import (
     expectation_rows,
     raise_on_failed,
 )
-from eventlake.pipeline.sinks import BatchWriter, fits_one_file, run_together, stored_with_count
+from eventlake.pipeline.sinks import BatchWriter, append_dead_letters, run_together, stored_with_count
 from eventlake.runtime.config import Expectation, RetrySettings, StorageSettings
 from eventlake.runtime.frames import rows_frame
 from eventlake.runtime.job_tables import DEAD_LETTER_ROWS, INTAKE_BATCHES, job_table
@@ -113,6 +112,16 @@ def write_intake_batch(
 
     The batch is parsed once, here, and stored for the writes that follow; a table is not touched when
     the batch has nothing for it: every Delta commit costs, even an empty one.
+
+    Example::
+
+        def write_batch(parsed, batch_id):
+            write_intake_batch(
+                parsed, batch_id, job="analytics", storage=settings.storage, writer=writer, retry=settings.retry,
+                write_records=write_events,  # the job's own tables: (parsed, batch_id, counts) -> None
+            )
+
+        start_batch_stream(parsed, write_batch, "analytics_intake", checkpoint, "availableNow")
     """
     # Parsed once: the writes read the stored rows through a plan of one node, not the contract's large
     # plan, and the batch's counts come with the same Spark job.
@@ -133,17 +142,7 @@ def write_intake_batch(
         return
 
     def write_dead_letters() -> None:
-        dead_letters = invalid_records(parsed).transform(to_dead_letters, job=job)
-        with_retries(
-            lambda: writer.append(
-                dead_letters,
-                storage.table_path(job_table(job, DEAD_LETTERS_TABLE)),
-                batch_id,
-                one_file=fits_one_file(counts.invalid),
-            ),
-            retry,
-            f"{job}: writing the dead letters of batch {batch_id}",
-        )
+        append_dead_letters(parsed, batch_id, counts.invalid, job=job, storage=storage, writer=writer, retry=retry)
 
     def write_expectation_figures() -> None:
         figures = rows_frame(

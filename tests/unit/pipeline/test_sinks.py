@@ -8,7 +8,16 @@ from chispa import assert_df_equality
 from pyspark.errors import AnalysisException
 from pyspark.sql import functions as F
 
-from eventlake.pipeline.sinks import BatchWriter, batch_writer_id, day_ranges, pending_batch, stored_with_count
+from eventlake.pipeline.contract import parse_events
+from eventlake.pipeline.sinks import (
+    BatchWriter,
+    append_dead_letters,
+    batch_writer_id,
+    day_ranges,
+    pending_batch,
+    stored_with_count,
+)
+from eventlake.runtime.config import ContractSettings, RetrySettings, StorageSettings
 from eventlake.runtime.storage_checks import claim_checkpoint
 
 
@@ -72,3 +81,12 @@ def test_stored_rows_are_counted_by_the_job_that_stores_them(spark):
 def test_no_rows_are_counted_as_none(spark):
     stored, count = stored_with_count(spark.range(0))
     assert (count, stored.count()) == (0, 0)
+
+
+def test_a_batch_s_dead_letters_go_to_the_job_s_table_once(spark, kafka_rows, tmp_path):
+    parsed = kafka_rows([b"not json", b"{}"], topic="events").transform(parse_events, ContractSettings())
+    storage, writer = StorageSettings(tables_root=str(tmp_path)), BatchWriter("etl_ingest-test", pending=3)
+    for _ in range(2):  # batch 3 runs again after a crash: its dead letters are there already
+        append_dead_letters(parsed, 3, 2, job="etl", storage=storage, writer=writer, retry=RetrySettings())
+    dead = spark.read.format("delta").load(storage.table_path("etl_dead_letters"))
+    assert sorted((row.offset, row.job, row.batch_id) for row in dead.collect()) == [(0, "etl", 3), (1, "etl", 3)]

@@ -6,6 +6,7 @@ One module per sink or concern:
   (:class:`BatchWriter`, :func:`batch_writer_id`, :func:`pending_batch`), a batch stored and counted once
   (:func:`stored_with_count`) and its append (:func:`append_stored_rows`);
 * :mod:`.delta_merge`: the insert-only MERGE (:func:`insert_new_rows`) over the days of :func:`day_ranges`;
+* :mod:`.dead_letters`: a batch's invalid records appended to ``<job>_dead_letters`` (:func:`append_dead_letters`);
 * :mod:`.streaming`: a ``foreachBatch`` query started with its trigger (:func:`start_batch_stream`,
   :func:`with_trigger`) and a batch's writes run together (:func:`run_together`);
 * :mod:`.tables`: empty tables made before the queries start (:func:`ensure_table`, :func:`ensure_tables`).
@@ -27,6 +28,7 @@ Example::
     start_batch_stream(parsed, write_batch, "analytics_intake", checkpoint, "availableNow")
 """
 
+from eventlake.pipeline.sinks.dead_letters import append_dead_letters, dead_letter_rows
 from eventlake.pipeline.sinks.delta_append import (
     BATCH_COLUMNS,
     BATCH_COLUMNS_SCHEMA,
@@ -47,9 +49,11 @@ __all__ = [
     "BATCH_COLUMNS_SCHEMA",
     "ONE_FILE_ROWS",
     "BatchWriter",
+    "append_dead_letters",
     "append_stored_rows",
     "batch_writer_id",
     "day_ranges",
+    "dead_letter_rows",
     "ensure_table",
     "ensure_tables",
     "fits_one_file",
