@@ -211,22 +211,18 @@ def etl_queries(spark: SparkSession, settings: Settings) -> QueryPlan:
     kafka = resumed_kafka(spark, settings.kafka, storage, job, checkpoint)
     rows = silver_rows(read_kafka_stream(spark, kafka).transform(with_job_clock), settings, context, flow)
     writer = BatchWriter.for_checkpoint(spark, query, checkpoint, checkpoint_id)
-    write_batch = partial(
-        write_intake_batch,
-        job=job,
-        storage=storage,
-        writer=writer,
-        retry=settings.retry,
-        expectations=etl.expectations,
-        write_records=partial(
-            write_lake_rows,
-            flow=flow,
-            storage=storage,
-            writer=writer,
-            retry=settings.retry,
+
+    def write_lake(parsed: DataFrame, batch_id: int, counts: BatchCounts) -> None:
+        write_lake_rows(
+            parsed, batch_id, counts, flow=flow, storage=storage, writer=writer, retry=settings.retry,
             silver_dedup_days=etl.silver_dedup_days,
-        ),
-    )
+        )
+
+    def write_batch(parsed: DataFrame, batch_id: int) -> None:
+        write_intake_batch(
+            parsed, batch_id, job=job, storage=storage, writer=writer, retry=settings.retry,
+            expectations=etl.expectations, write_records=write_lake,
+        )
 
     def start_ingest():
         return start_batch_stream(rows.transform(observe_dead_letters), write_batch, query, checkpoint, etl.trigger)
