@@ -15,7 +15,7 @@ from eventlake.pipeline.expectations import check_expectations
 from eventlake.pipeline.gold.checks import EVENTS, WINDOW_BATCHES, check_gold_plan
 from eventlake.pipeline.gold.source import EventSource, ddl, event_source, load_dimensions
 from eventlake.pipeline.gold.steps import gold_windows, steps_before_windows, with_window_bounds
-from eventlake.pipeline.intake import observe_dead_letters, write_intake_batch
+from eventlake.pipeline.intake import BatchCounts, observe_dead_letters, write_intake_batch
 from eventlake.pipeline.late_events import LATE_COLUMNS_SCHEMA, LATE_EVENTS, LateRule
 from eventlake.pipeline.quiet import (
     HEARTBEATS,
@@ -180,13 +180,18 @@ def _intake_start(
     checkpoint = storage.checkpoint_path(job, "intake")
     checkpoint_id = claim_checkpoint(spark, checkpoint, job, "intake", settings.kafka.topic)
     writer = BatchWriter.for_checkpoint(spark, query, checkpoint, checkpoint_id)
-    write_intake = partial(
-        write_intake_batch, job=job, storage=storage, writer=writer, retry=retry, expectations=gold.expectations,
-        write_records=partial(
-            write_valid_events, to_events=source.to_events, table=events_table, job=job, storage=storage,
+
+    def write_events(parsed: DataFrame, batch_id: int, counts: BatchCounts) -> None:
+        write_valid_events(
+            parsed, batch_id, counts, to_events=source.to_events, table=events_table, job=job, storage=storage,
             writer=writer, retry=retry,
-        ),
-    )
+        )
+
+    def write_intake(parsed: DataFrame, batch_id: int) -> None:
+        write_intake_batch(
+            parsed, batch_id, job=job, storage=storage, writer=writer, retry=retry, expectations=gold.expectations,
+            write_records=write_events,
+        )
 
     def start_intake() -> StreamingQuery:
         kafka = resumed_kafka(spark, settings.kafka, storage, job, checkpoint)
