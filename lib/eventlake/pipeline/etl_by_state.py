@@ -126,7 +126,15 @@ def state_dedup_starts(
 ) -> tuple[tuple[Callable[[], StreamingQuery], ...], dict[str, str]]:
     """The two queries' start functions (raw first) and the silver query's state checkpoint by name.
     ``stage_rows``: Kafka rows -> rows after the contract and the stages; ``write_bronze(rows, batch_id,
-    records, storage=, writer=, retry=)``: the flow's bronze append."""
+    records, storage=, writer=, retry=)``: the flow's bronze append.
+
+    Example::
+
+        starts, state_checkpoints = state_dedup_starts(
+            spark, settings, flow=flow, stage_rows=lambda raw: silver_rows(raw, settings, context, flow),
+            write_bronze=partial(write_bronze, flow=flow),
+        )  # starts: (start_raw, start_silver); state_checkpoints: {"etl_silver": ".../etl/silver_state"}
+    """
     storage, etl, job = settings.storage, settings.etl, flow.job
     raw_query, silver_query = flow.query(RAW_CHECKPOINT), flow.query("silver")
     raw_checkpoint = storage.checkpoint_path(job, RAW_CHECKPOINT)
@@ -134,10 +142,16 @@ def state_dedup_starts(
     raw_id = claim_checkpoint(spark, raw_checkpoint, job, RAW_CHECKPOINT, settings.kafka.topic)
     silver_id = claim_checkpoint(spark, silver_checkpoint, job, SILVER_CHECKPOINT, settings.kafka.topic)
     raw_writer = BatchWriter.for_checkpoint(spark, raw_query, raw_checkpoint, raw_id)
-    write_raw = partial(
-        write_unparsed_intake_batch, job=job, storage=storage, writer=raw_writer, retry=settings.retry,
-        write_records=partial(write_bronze, storage=storage, writer=raw_writer, retry=settings.retry),
-    )
+
+    def write_raw_records(raw: DataFrame, batch_id: int, records: int) -> None:
+        write_bronze(raw, batch_id, records, storage=storage, writer=raw_writer, retry=settings.retry)
+
+    def write_raw(raw: DataFrame, batch_id: int) -> None:
+        write_unparsed_intake_batch(
+            raw, batch_id, job=job, storage=storage, writer=raw_writer, retry=settings.retry,
+            write_records=write_raw_records,
+        )
+
     write_silver = partial(
         write_silver_batch, spark=spark, flow=flow, storage=storage, retry=settings.retry,
         writer=BatchWriter.for_checkpoint(spark, silver_query, silver_checkpoint, silver_id),
