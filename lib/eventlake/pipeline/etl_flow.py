@@ -18,7 +18,7 @@ from functools import partial
 
 from pyspark.sql import DataFrame
 
-from eventlake.pipeline.contract import BUILT_IN_CONTRACT, contract_problems, parse_declared, parse_events
+from eventlake.pipeline.contract import BUILT_IN_CONTRACT, named_contract_problems, parse_declared, parse_events
 from eventlake.runtime.config import ConfigError, Settings
 from eventlake.runtime.job_tables import BUILT_IN_JOBS
 
@@ -87,18 +87,12 @@ def etl_problems(settings: Settings) -> list[str]:
             f"etl.name: {etl.name!r} is the built-in {etl.name} job's: the two would share tables and checkpoints"
         )
     contract = etl.source.contract
-    if contract != BUILT_IN_CONTRACT:
-        if contract not in settings.contracts:
-            known = ", ".join([BUILT_IN_CONTRACT, *settings.contracts])
-            problems.append(f"etl.source.contract: no contract {contract!r} (known: {known})")
-        else:
-            declared = settings.contracts[contract]
-            problems.extend(f"contracts.{contract}.{problem}" for problem in contract_problems(declared))
-            if not declared.id_field:
-                problems.append(
-                    f"etl.source.contract: contract {contract!r} has no id_field, and silver keeps each event once"
-                    " by it"
-                )
+    named = named_contract_problems("etl.source.contract", contract, settings.contracts)
+    problems.extend(named)
+    if not named and contract != BUILT_IN_CONTRACT and not settings.contracts[contract].id_field:
+        problems.append(
+            f"etl.source.contract: contract {contract!r} has no id_field, and silver keeps each event once by it"
+        )
     for name, expr in etl.columns.items():
         if not expr.strip():
             problems.append(f"etl.columns.{name} is empty")
@@ -115,6 +109,6 @@ def configure_etl(settings: Settings) -> tuple[str, Settings]:
     """
     problems = etl_problems(settings)
     if problems:
-        raise ConfigError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+        raise ConfigError.first_of(problems)
     topic = settings.etl.source.topic or settings.kafka.topic
     return settings.etl.name, replace(settings, kafka=replace(settings.kafka, topic=topic))

@@ -10,6 +10,7 @@ typed columns (:data:`EVENT_COLUMNS`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 
@@ -17,6 +18,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from eventlake.pipeline.contract.clock import JOB_TIME_COLUMN
+from eventlake.pipeline.contract.declaration import contract_problems
 from eventlake.pipeline.contract.engine import parse_declared
 from eventlake.pipeline.contract.errors import ERROR_COLUMNS, is_dead_letter
 from eventlake.pipeline.contract.formats import FORMATS
@@ -59,6 +61,22 @@ def events_contract(settings: ContractSettings) -> DeclaredContract:
         max_event_time_ahead_of_job=settings.max_event_time_ahead_of_job,
         min_event_time=settings.min_event_time,
     )
+
+
+def named_contract_problems(key: str, name: str, contracts: Mapping[str, DeclaredContract]) -> list[str]:
+    """What is wrong with the contract ``name`` a job's ``key`` names: none for the built-in one, else it must be
+    one of ``contracts`` (the ``[contracts.<name>]`` of the config) and have no :func:`contract_problems`.
+
+    Example::
+
+        named_contract_problems("etl.source.contract", "order", settings.contracts)
+        # ["etl.source.contract: no contract 'order' (known: events, orders)"]
+    """
+    if name == BUILT_IN_CONTRACT:
+        return []
+    if name not in contracts:
+        return [f"{key}: no contract {name!r} (known: {', '.join([BUILT_IN_CONTRACT, *contracts])})"]
+    return [f"contracts.{name}.{problem}" for problem in contract_problems(contracts[name])]
 
 
 def parse_events(raw: DataFrame, contract: ContractSettings) -> DataFrame:

@@ -11,7 +11,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from eventlake.pipeline.contract import BUILT_IN_CONTRACT, contract_problems
+from eventlake.pipeline.contract import BUILT_IN_CONTRACT, named_contract_problems
 from eventlake.pipeline.expectations import EXPECTATION_BATCHES
 from eventlake.pipeline.gold.measures import MEASURES, measure_column
 from eventlake.pipeline.gold.source import ddl, event_source
@@ -76,13 +76,8 @@ def gold_problems(settings: Settings) -> list[str]:
         )
     elif gold.source.table and not _NAME.fullmatch(gold.source.table):
         problems.append(f"gold.source.table: {gold.source.table!r} must be a table name under storage.tables_root")
-    elif contract != BUILT_IN_CONTRACT:
-        if contract not in settings.contracts:
-            known = ", ".join([BUILT_IN_CONTRACT, *settings.contracts])
-            problems.append(f"gold.source.contract: no contract {contract!r} (known: {known})")
-        else:
-            declared = settings.contracts[contract]
-            problems.extend(f"contracts.{contract}.{problem}" for problem in contract_problems(declared))
+    else:
+        problems.extend(named_contract_problems("gold.source.contract", contract, settings.contracts))
     problems.extend(_window_problems(gold.window))
     try:
         check_trigger("gold.trigger", gold.trigger)
@@ -211,7 +206,7 @@ def configure_gold(settings: Settings) -> tuple[str, Settings]:
     """
     problems = gold_problems(settings)
     if problems:
-        raise ConfigError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+        raise ConfigError.first_of(problems)
     source = settings.gold.source
     topic = "" if source.table else source.topic or settings.kafka.topic
     return settings.gold.name, replace(settings, kafka=replace(settings.kafka, topic=topic))

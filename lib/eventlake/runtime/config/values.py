@@ -12,6 +12,16 @@ from datetime import UTC, datetime, timedelta
 class ConfigError(ValueError):
     """A configuration file or override that cannot be used; the message names the key and the fix."""
 
+    @classmethod
+    def first_of(cls, problems: list[str]) -> ConfigError:
+        """The error of the first of ``problems``, saying how many more there are.
+
+        Example::
+
+            raise ConfigError.first_of(["gold.name: ...", "gold.output: ..."])  # "gold.name: ... (and 1 more)"
+        """
+        return cls(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$", re.IGNORECASE)
 
